@@ -1,0 +1,1 @@
+"""Identity provider drivers: one module per IdP kind."""
