@@ -1,0 +1,173 @@
+"""A local identity provider for development, the demo and the tests. Never for production.
+
+Serves OIDC discovery and a JWK Set on 127.0.0.1 and mints signed access tokens (RFC 9068 shape)
+with real keys (RS256/PS256 on one RSA-2048 key, ES256, EdDSA), so the authorizer can be seen
+working with no cloud account. It counts requests per path so tests can assert cache behaviour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+from aiohttp import web
+from joserfc import jwt
+from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
+
+ALG_KEY = {"RS256": "rsa", "PS256": "rsa", "ES256": "ec", "EdDSA": "okp"}
+
+
+class DevIdp:
+    """Keys, a token mint and an aiohttp app; :meth:`start` runs it on a background thread."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, audience: str = "demo-api") -> None:
+        self.host = host
+        self.port = port
+        self.audience = audience
+        self.hits: Counter[str] = Counter()
+        self.keys: dict[str, Key] = {}
+        self.retired: dict[str, Key] = {}
+        self.rotate_keys()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def issuer(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.issuer}/.well-known/jwks.json"
+
+    # -- keys and tokens ----------------------------------------------------------------------
+
+    def rotate_keys(self) -> None:
+        """New keys for every algorithm; the old ones leave the published set."""
+        tag = uuid.uuid4().hex[:8]
+        self.retired.update(self.keys)
+        self.keys = {
+            "rsa": RSAKey.generate_key(2048, parameters={"kid": f"rsa-{tag}", "use": "sig"}, private=True),
+            "ec": ECKey.generate_key("P-256", parameters={"kid": f"ec-{tag}", "use": "sig"}, private=True),
+            "okp": OKPKey.generate_key("Ed25519", parameters={"kid": f"okp-{tag}", "use": "sig"}, private=True),
+        }
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [key.as_dict(private=False) for key in self.keys.values()]}
+
+    def mint(
+        self,
+        *,
+        alg: str = "RS256",
+        ttl: float = 300,
+        scope: str | None = "read",
+        header: dict[str, Any] | None = None,
+        key: Key | None = None,
+        **claims: Any,
+    ) -> str:
+        """A signed access token; ``claims`` override the defaults (pass ``None`` to drop one)."""
+        now = int(time.time())
+        body: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": "user-123",
+            "aud": self.audience,
+            "iat": now,
+            "exp": now + ttl,
+            "client_id": "demo-client",
+            "jti": uuid.uuid4().hex,
+        }
+        if scope is not None:
+            body["scope"] = scope
+        body.update(claims)
+        body = {name: value for name, value in body.items() if value is not None}
+        signing_key = key or self.keys[ALG_KEY[alg]]
+        protected = {"alg": alg, "typ": "at+jwt", "kid": signing_key.kid, **(header or {})}
+        return jwt.encode(protected, body, signing_key, algorithms=[protected["alg"]])
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/.well-known/openid-configuration", self._discovery)
+        app.router.add_get("/.well-known/jwks.json", self._jwks)
+        app.router.add_post("/token", self._token)
+        return app
+
+    async def _discovery(self, request: web.Request) -> web.Response:
+        self.hits[request.path] += 1
+        return web.json_response(
+            {
+                "issuer": self.issuer,
+                "jwks_uri": self.jwks_url,
+                "token_endpoint": f"{self.issuer}/token",
+                "id_token_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA"],
+            }
+        )
+
+    async def _jwks(self, request: web.Request) -> web.Response:
+        self.hits[request.path] += 1
+        return web.json_response(self.jwks())
+
+    async def _token(self, request: web.Request) -> web.Response:
+        """Mint a token: form or JSON fields ``alg``, ``scope``, ``ttl``, ``sub``, ``aud``."""
+        self.hits[request.path] += 1
+        data: dict[str, Any] = dict(await request.post())
+        alg = str(data.pop("alg", "RS256"))
+        if alg not in ALG_KEY:
+            return web.json_response({"error": "invalid_request"}, status=400)
+        ttl = float(data.pop("ttl", 300))
+        scope = str(data.pop("scope", "read"))
+        token = self.mint(alg=alg, ttl=ttl, scope=scope, **{k: str(v) for k, v in data.items()})
+        return web.json_response({"access_token": token, "token_type": "Bearer", "expires_in": int(ttl)})
+
+    def start(self) -> DevIdp:
+        """Serve on a background thread; returns once the socket listens (port chosen if 0)."""
+        ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+
+        async def serve() -> None:
+            self._runner = web.AppRunner(self.app(), access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, self.host, self.port)
+            await site.start()
+            server = site._server  # noqa: SLF001 - the only way to learn the port chosen for 0
+            assert server is not None
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            ready.set()
+
+        def run() -> None:
+            assert self._loop is not None
+            asyncio.set_event_loop(self._loop)
+            self._loop.run_until_complete(serve())
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="dev-idp", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("dev IdP did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        loop = self._loop
+
+        async def shutdown() -> None:
+            if self._runner is not None:
+                await self._runner.cleanup()
+            loop.stop()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), loop)
+        self._thread.join(10)
+        loop.close()
+        self._loop = self._thread = None
+
+    def __enter__(self) -> DevIdp:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,200 @@
+"""API Gateway authorizer events: recognise the shape, find the route, extract the bearer token.
+
+Shapes (https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-lambda-authorizer-input.html,
+https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-lambda-authorizer.html):
+REST TOKEN, REST REQUEST, HTTP API payload 1.0, HTTP API payload 2.0, WebSocket ``$connect``.
+Pure: no I/O. Anything malformed raises :class:`InvalidToken`, never another exception.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from idp_authorizer.arn import ExecuteApiArn, parse_arn
+from idp_authorizer.errors import InvalidToken
+
+Shape = Literal["rest-token", "rest-request", "http-v1", "http-v2", "websocket"]
+SourceKind = Literal["header", "query", "cookie"]
+
+# RFC 6750 section 2.1 b64token; refuses whitespace, commas, quotes and control characters.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_MAX_HEADER = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSource:
+    """Where to look for the token: ``header:Authorization``, ``query:access_token``, ``cookie:name``."""
+
+    kind: SourceKind
+    name: str
+
+    @classmethod
+    def parse(cls, spec: str) -> TokenSource:
+        kind, sep, name = spec.strip().partition(":")
+        if not sep or not name or kind not in ("header", "query", "cookie"):
+            raise ValueError(f"token source {spec!r} is not header:NAME, query:NAME or cookie:NAME")
+        return cls(kind, name.strip())  # type: ignore[arg-type]
+
+
+DEFAULT_SOURCES = (TokenSource("header", "Authorization"),)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What the authorizer needs from one event."""
+
+    shape: Shape
+    arn: ExecuteApiArn | None
+    method: str
+    """The HTTP method of the request (from ``httpMethod``, ``routeKey`` or the ARN)."""
+    template: str | None
+    """The route as API Gateway names it: ``resource``, the path of ``routeKey``, ``$default`` or ``$connect``."""
+    path: str
+    """The concrete request path from the ARN (``/`` joined), for rules when no template is known."""
+    token: str | None
+    request_id: str | None = None
+
+    @property
+    def payload_v2(self) -> bool:
+        return self.shape == "http-v2"
+
+
+def detect_shape(event: Mapping[str, Any]) -> Shape:
+    """Tell the event's shape from its fields; raise :class:`InvalidToken` when it has none of them."""
+    version = event.get("version")
+    kind = event.get("type")
+    if version == "2.0" and "routeArn" in event:
+        return "http-v2"
+    if kind == "TOKEN" and version is None:
+        return "rest-token"
+    if kind == "REQUEST":
+        context = event.get("requestContext")
+        if isinstance(context, Mapping) and context.get("eventType") == "CONNECT":
+            return "websocket"
+        if version == "1.0":
+            return "http-v1"
+        if version is None:
+            return "rest-request"
+    raise InvalidToken("malformed_event", "unrecognised event shape")
+
+
+def parse_event(event: object, sources: Sequence[TokenSource] = DEFAULT_SOURCES) -> Request:
+    """Parse an authorizer event into a :class:`Request`."""
+    if not isinstance(event, Mapping):
+        raise InvalidToken("malformed_event", "event is not an object")
+    shape = detect_shape(event)
+    arn = parse_arn(event.get("routeArn" if shape == "http-v2" else "methodArn"))
+    method, template = _route(event, shape, arn)
+    path = "/" + arn.path if arn is not None else ""
+    token = _token(event, shape, sources)
+    return Request(shape, arn, method, template, path, token, _request_id(event))
+
+
+def _route(event: Mapping[str, Any], shape: Shape, arn: ExecuteApiArn | None) -> tuple[str, str | None]:
+    """``(method, template)``; the template is ``None`` when the event names no route (REST TOKEN)."""
+    verb = arn.verb if arn is not None else ""
+    if shape == "websocket":
+        return verb, "$connect"
+    if shape == "http-v2":
+        route_key = event.get("routeKey")
+        if route_key == "$default":
+            return verb, "$default"
+        if isinstance(route_key, str):
+            method, _, path = route_key.partition(" ")
+            if path.startswith("/"):
+                return method, path
+    if shape in ("rest-request", "http-v1"):
+        http_method, resource = event.get("httpMethod"), event.get("resource")
+        if isinstance(http_method, str) and isinstance(resource, str) and resource.startswith("/"):
+            return http_method, resource
+    return verb, None
+
+
+def _request_id(event: Mapping[str, Any]) -> str | None:
+    context = event.get("requestContext")
+    value = context.get("requestId") if isinstance(context, Mapping) else None
+    return value if isinstance(value, str) and len(value) <= 128 else None
+
+
+def _token(event: Mapping[str, Any], shape: Shape, sources: Sequence[TokenSource]) -> str | None:
+    """The one bearer token of the request; two different tokens are refused."""
+    if shape == "rest-token":
+        raw = event.get("authorizationToken")
+        return _bearer(raw) if raw is not None else None
+    found: str | None = None
+    for source in sources:
+        for raw in _raw_values(event, shape, source):
+            token = _bearer(raw) if source.kind == "header" else _bare(raw)
+            if found is not None and token != found:
+                raise InvalidToken("multiple_tokens", "the request carries more than one token")
+            found = token
+    return found
+
+
+def _raw_values(event: Mapping[str, Any], shape: Shape, source: TokenSource) -> Iterator[object]:
+    if source.kind == "header":
+        yield from _header_values(event, source.name)
+    elif source.kind == "query":
+        yield from _named_values(
+            event, ("queryStringParameters", "multiValueQueryStringParameters"), source.name, exact=True
+        )
+    else:
+        yield from _cookie_values(event, shape, source.name)
+
+
+def _named_values(event: Mapping[str, Any], fields: tuple[str, ...], name: str, *, exact: bool) -> Iterator[object]:
+    wanted = name if exact else name.lower()
+    for field in fields:
+        table = event.get(field)
+        if table is None:
+            continue
+        if not isinstance(table, Mapping):
+            raise InvalidToken("malformed_event", f"{field} is not an object")
+        for key, value in table.items():
+            if (key if exact else str(key).lower()) != wanted:
+                continue
+            if isinstance(value, list):
+                yield from value
+            else:
+                yield value
+
+
+def _header_values(event: Mapping[str, Any], name: str) -> Iterator[object]:
+    return _named_values(event, ("headers", "multiValueHeaders"), name, exact=False)
+
+
+def _cookie_values(event: Mapping[str, Any], shape: Shape, name: str) -> Iterator[object]:
+    if shape == "http-v2":
+        cookies = event.get("cookies")
+        pairs: list[object] = list(cookies) if isinstance(cookies, list) else []
+    else:
+        pairs = [
+            part for header in _header_values(event, "Cookie") if isinstance(header, str) for part in header.split(";")
+        ]
+    for pair in pairs:
+        if not isinstance(pair, str):
+            raise InvalidToken("malformed_event", "cookie is not a string")
+        key, sep, value = pair.strip().partition("=")
+        if sep and key == name:
+            yield value.strip()
+
+
+def _bearer(raw: object) -> str:
+    """The token in an Authorization value: ``Bearer <token>`` (scheme case-insensitive) or the bare token."""
+    if not isinstance(raw, str) or len(raw) > _MAX_HEADER:
+        raise InvalidToken("malformed_token", "authorization value is not a short string")
+    scheme, sep, rest = raw.strip().partition(" ")
+    if not sep:
+        return _bare(scheme)
+    if scheme.lower() != "bearer":
+        raise InvalidToken("malformed_token", "authorization scheme is not Bearer")
+    return _bare(rest.strip())
+
+
+def _bare(raw: object) -> str:
+    if not isinstance(raw, str) or not raw or len(raw) > _MAX_HEADER or _B64TOKEN.fullmatch(raw) is None:
+        raise InvalidToken("malformed_token", "token has characters a bearer token cannot have")
+    return raw

@@ -1,0 +1,56 @@
+"""The Lambda adapter: ``idp_authorizer.handler.handler`` is the function Lambda calls.
+
+Settings are read and providers built once, at cold start. A configuration error is logged once;
+every request then fails closed with :class:`AuthorizerUnavailable` (API Gateway answers 500 and
+does not cache it). Async callers use :func:`authorize`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from idp_authorizer.compose import build_authorizer
+from idp_authorizer.errors import AuthorizerUnavailable, ConfigurationError
+from idp_authorizer.log import configure_logging
+from idp_authorizer.runtime import Authorizer
+from idp_authorizer.settings import load_settings
+
+logger = logging.getLogger("idp_authorizer.handler")
+
+_authorizer: Authorizer | None = None
+
+
+def init() -> Authorizer | None:
+    """(Re)build the authorizer from the environment; ``None`` when the configuration is bad."""
+    global _authorizer  # noqa: PLW0603 - one authorizer per container is the point
+    _authorizer = None
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        configure_logging()
+        logger.error("invalid configuration, every request will fail closed: %s", exc.description)
+        return None
+    configure_logging(settings.log_level)
+    try:
+        _authorizer = build_authorizer(settings)
+    except ConfigurationError as exc:
+        logger.error("invalid configuration, every request will fail closed: %s", exc.description)
+    return _authorizer
+
+
+def handler(event: Any, context: Any = None) -> dict[str, Any]:
+    """Lambda entry point for every authorizer shape (REST TOKEN/REQUEST, HTTP API 1.0/2.0, WebSocket)."""
+    if _authorizer is None:
+        raise AuthorizerUnavailable("configuration_error")
+    return _authorizer.handle(event)
+
+
+async def authorize(event: Any) -> dict[str, Any]:
+    """The same as :func:`handler`, for callers already running an event loop."""
+    if _authorizer is None:
+        raise AuthorizerUnavailable("configuration_error")
+    return await _authorizer.authorize(event)
+
+
+init()

@@ -1,0 +1,157 @@
+"""The one HTTP client toward identity providers: explicit timeouts, bounded reads, no redirects.
+
+One aiohttp ``ClientSession`` per event loop, created lazily on first use and reused across warm
+invocations. URLs must be ``https://``; plain ``http://`` only to loopback hosts (development, tests).
+Every failure becomes :class:`UpstreamUnavailable` (fail closed, never cached as a verdict).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from idp_authorizer.errors import ConfigurationError, UpstreamUnavailable
+
+_LOOPBACK_NAMES = {"localhost"}
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, what: str, *, allow_loopback_http: bool = True) -> str:
+    """Refuse IdP URLs that are not ``https://`` (``http://`` is allowed to loopback hosts only)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname and allow_loopback_http and is_loopback(parts.hostname):
+        return url
+    raise ConfigurationError("insecure_url", f"{what} must be an https:// URL (http:// only to loopback hosts)")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """A decoded JSON object and the response headers that matter (``Date``, ``Cache-Control``)."""
+
+    body: dict[str, Any]
+    headers: Mapping[str, str]
+
+
+class HttpClient:
+    """Fetches JSON from IdPs with bounded time and size; safe to share across providers."""
+
+    def __init__(self, *, timeout: float = 3.0, connect_timeout: float = 1.0, max_bytes: int = 512 * 1024) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
+        self._max_bytes = max_bytes
+        self._session: aiohttp.ClientSession | None = None
+        self.requests = 0
+        """Requests sent, for tests and metrics."""
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        session = self._session
+        if session is None or session.closed or session._loop is not asyncio.get_running_loop():
+            session = aiohttp.ClientSession(timeout=self._timeout, raise_for_status=False, trust_env=False)
+            self._session = session
+        return session
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    async def get_json(self, url: str) -> HttpResponse:
+        """GET a JSON object; one quick retry on connection errors (an idempotent request)."""
+        try:
+            return await self._request("GET", url)
+        except _ConnectionFailedError:
+            try:
+                return await self._request("GET", url)
+            except _ConnectionFailedError as exc:
+                raise UpstreamUnavailable("idp_unreachable", "connection to the IdP failed") from exc
+
+    async def post_form(
+        self, url: str, form: Mapping[str, str], headers: Mapping[str, str] | None = None
+    ) -> HttpResponse:
+        """POST form data; retried once only when the connection failed before the request was sent."""
+        try:
+            return await self._request("POST", url, form=form, headers=headers)
+        except _NotSentError:
+            try:
+                return await self._request("POST", url, form=form, headers=headers)
+            except _ConnectionFailedError as exc:
+                raise UpstreamUnavailable("idp_unreachable", "connection to the IdP failed") from exc
+        except _ConnectionFailedError as exc:
+            raise UpstreamUnavailable("idp_unreachable", "connection to the IdP failed") from exc
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        form: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpResponse:
+        session = self._get_session()
+        self.requests += 1
+        try:
+            async with session.request(
+                method,
+                url,
+                data=dict(form) if form is not None else None,
+                headers=headers,
+                allow_redirects=False,
+            ) as response:
+                if response.status != 200:
+                    raise UpstreamUnavailable(f"http_{response.status}", f"the IdP answered {response.status}")
+                raw = await self._read_bounded(response)
+                return HttpResponse(_json_object(raw), dict(response.headers))
+        except aiohttp.ClientConnectorError as exc:
+            raise _NotSentError from exc
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            raise _ConnectionFailedError from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise UpstreamUnavailable(
+                "idp_timeout" if isinstance(exc, TimeoutError) else "idp_error", type(exc).__name__
+            ) from exc
+
+    async def _read_bounded(self, response: aiohttp.ClientResponse) -> bytes:
+        length = response.content_length
+        if length is not None and length > self._max_bytes:
+            raise UpstreamUnavailable("response_too_large", "the IdP response exceeds the size limit")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > self._max_bytes:
+                raise UpstreamUnavailable("response_too_large", "the IdP response exceeds the size limit")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+class _ConnectionFailedError(Exception):
+    """The connection broke; the request may or may not have reached the IdP."""
+
+
+class _NotSentError(_ConnectionFailedError):
+    """No connection was made, so the request never left: safe to retry even a POST."""
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise UpstreamUnavailable("invalid_json", "the IdP response is not JSON") from exc
+    if not isinstance(value, dict):
+        raise UpstreamUnavailable("invalid_json", "the IdP response is not a JSON object")
+    return value

@@ -1,0 +1,155 @@
+"""Verification keys from a JWK Set (RFC 7517), each resolved once into ready-to-call verifiers.
+
+joserfc imports and validates each JWK; the public key and the algorithm's padding and hash are
+then resolved once per ``kid``, so verifying a token is one call into ``cryptography``.
+A key that cannot be used (unknown ``kty``, ``use`` other than ``sig``, ``key_ops`` without
+``verify``, an ``alg`` outside the allowlist, an RSA modulus under 2048 bits, a symmetric key) is
+skipped on its own; the good keys next to it still work.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
+from joserfc.jws import JWSRegistry
+
+logger = logging.getLogger("idp_authorizer.jwk")
+
+Verify = Callable[[bytes, bytes], bool]
+"""``verify(signing_input, signature) -> bool``."""
+
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"}
+)
+_EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
+_MIN_RSA_BITS = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyingKey:
+    """One public key of a key set with a verifier per algorithm it may be used with."""
+
+    kid: str
+    kty: str
+    verifiers: Mapping[str, Verify]
+
+
+class UnusableKeyError(ValueError):
+    """A JWK in the set that this verifier will not use; the reason is logged, not the key."""
+
+
+def build_key(jwk: Mapping[str, Any], algorithms: Collection[str]) -> VerifyingKey:
+    """Resolve one JWK into a :class:`VerifyingKey` for the allowed ``algorithms``."""
+    kid = jwk.get("kid")
+    if not isinstance(kid, str) or not kid or len(kid) > 256:
+        raise UnusableKeyError("missing or oversized kid")
+    if jwk.get("use", "sig") != "sig":
+        raise UnusableKeyError("use is not sig")
+    ops = jwk.get("key_ops")
+    if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
+        raise UnusableKeyError("key_ops lacks verify")
+    declared = jwk.get("alg")
+    if declared is not None and declared not in algorithms:
+        raise UnusableKeyError("alg not allowed")
+    try:
+        key = JWKRegistry.import_key(dict(jwk))
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        raise UnusableKeyError(f"invalid {jwk.get('kty')!s:.8} key") from exc
+    wanted = [alg for alg in algorithms if declared is None or alg == declared]
+    verifiers = {alg: verifier for alg in wanted if (verifier := _verifier(key, alg)) is not None}
+    if not verifiers:
+        raise UnusableKeyError("no allowed algorithm fits the key")
+    return VerifyingKey(kid, str(jwk.get("kty")), verifiers)
+
+
+def build_key_set(document: Mapping[str, Any], algorithms: Collection[str]) -> dict[str, VerifyingKey]:
+    """Every usable key of a JWK Set document by ``kid``; unusable keys are skipped and logged."""
+    keys = document.get("keys")
+    if not isinstance(keys, list):
+        raise ValueError("not a JWK Set: no keys list")
+    found: dict[str, VerifyingKey] = {}
+    for jwk in keys:
+        if not isinstance(jwk, Mapping):
+            continue
+        try:
+            key = build_key(jwk, algorithms)
+        except UnusableKeyError as exc:
+            logger.warning("skipping JWK kid=%.64r: %s", jwk.get("kid"), exc)
+            continue
+        # Two keys under one kid make the choice ambiguous: use neither.
+        if key.kid in found:
+            logger.warning("skipping JWK kid=%.64r: duplicate kid", key.kid)
+            found[key.kid] = VerifyingKey(key.kid, key.kty, {})
+            continue
+        found[key.kid] = key
+    return {kid: key for kid, key in found.items() if key.verifiers}
+
+
+def _verifier(key: Any, alg: str) -> Verify | None:
+    model: Any = JWSRegistry.algorithms.get(alg)
+    if model is None:
+        return None
+    if isinstance(key, RSAKey) and alg[:2] in ("RS", "PS"):
+        public = key.public_key
+        if not isinstance(public, rsa.RSAPublicKey) or public.key_size < _MIN_RSA_BITS:
+            return None
+        return _rsa(public, model.padding, model.hash_alg())
+    if isinstance(key, ECKey) and _EC_CURVES.get(alg) == key.curve_name:
+        public_ec = key.public_key
+        assert isinstance(public_ec, ec.EllipticCurvePublicKey)
+        return _ecdsa(public_ec, ec.ECDSA(model.hash_alg()), (public_ec.curve.key_size + 7) // 8)
+    if isinstance(key, OKPKey) and alg in ("EdDSA", "Ed25519") and key.curve_name in ("Ed25519", "Ed448"):
+        public_ed = key.public_key
+        if alg == "Ed25519" and not isinstance(public_ed, ed25519.Ed25519PublicKey):
+            return None
+        assert isinstance(public_ed, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey)
+        return _eddsa(public_ed)
+    return None
+
+
+def _rsa(public: rsa.RSAPublicKey, pad: padding.AsymmetricPadding, digest: Any) -> Verify:
+    def verify(message: bytes, signature: bytes) -> bool:
+        try:
+            public.verify(signature, message, pad, digest)
+        except InvalidSignature:
+            return False
+        return True
+
+    return verify
+
+
+def _ecdsa(public: ec.EllipticCurvePublicKey, scheme: ec.ECDSA, size: int) -> Verify:
+    def verify(message: bytes, signature: bytes) -> bool:
+        # JWS carries raw r || s (RFC 7518 section 3.4), never DER; zero or out-of-range halves are forgeries.
+        if len(signature) != 2 * size:
+            return False
+        r = int.from_bytes(signature[:size], "big")
+        s = int.from_bytes(signature[size:], "big")
+        if r == 0 or s == 0:
+            return False
+        try:
+            public.verify(encode_dss_signature(r, s), message, scheme)
+        except InvalidSignature:
+            return False
+        return True
+
+    return verify
+
+
+def _eddsa(public: ed25519.Ed25519PublicKey | ed448.Ed448PublicKey) -> Verify:
+    def verify(message: bytes, signature: bytes) -> bool:
+        try:
+            public.verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True
+
+    return verify

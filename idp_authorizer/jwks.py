@@ -1,0 +1,129 @@
+"""A key set per issuer: parsed once, cached with a maximum age, refreshed with care.
+
+- Single-flight: concurrent misses share one fetch.
+- Penalty box: after a refresh that still lacks a ``kid``, no further refresh for ``cooldown``
+  seconds, so a flood of made-up kids costs the IdP at most one call per window.
+- Last known good: a failed refresh keeps the old keys, served for at most ``stale_seconds`` past
+  their maximum age; a bad response never replaces good keys.
+- Failure backoff: after a failed fetch, callers that need keys fail fast for ``retry_after``
+  seconds instead of queueing on a dead IdP; recovery is automatic afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+
+from idp_authorizer.clock import Clock
+from idp_authorizer.errors import InvalidToken, UpstreamUnavailable
+from idp_authorizer.http import HttpClient
+from idp_authorizer.jwk import VerifyingKey, build_key_set
+
+logger = logging.getLogger("idp_authorizer.jwks")
+
+
+@dataclass(frozen=True, slots=True)
+class KeySetPolicy:
+    """How long keys are trusted and how often the IdP may be asked."""
+
+    max_age: float = 3600.0
+    cooldown: float = 30.0
+    stale_seconds: float = 6 * 3600.0
+    retry_after: float = 5.0
+
+
+class JwksStore:
+    """The verification keys of one issuer, fetched from ``url``."""
+
+    def __init__(
+        self,
+        http: HttpClient,
+        url: str | Callable[[], Awaitable[str]],
+        algorithms: Collection[str],
+        policy: KeySetPolicy = KeySetPolicy(),
+        clock: Clock = time.time,
+    ) -> None:
+        self._http = http
+        self._url = url
+        self._algorithms = frozenset(algorithms)
+        self._policy = policy
+        self._clock = clock
+        self._keys: dict[str, VerifyingKey] = {}
+        self._fetched_at = -float("inf")
+        self._failed_at = -float("inf")
+        self._inflight: asyncio.Future[None] | None = None
+        self.fetches = 0
+        """Key-set fetches attempted, for tests and metrics."""
+        self.penalty_hits = 0
+
+    def cached(self, kid: str) -> VerifyingKey | None:
+        """The key for ``kid`` if the key set is within its maximum age (no I/O)."""
+        if self._clock() - self._fetched_at < self._policy.max_age:
+            return self._keys.get(kid)
+        return None
+
+    async def get(self, kid: str) -> VerifyingKey:
+        """The key for ``kid``, refreshing the key set when it is old or lacks the kid (within limits)."""
+        now = self._clock()
+        age = now - self._fetched_at
+        key = self._keys.get(kid)
+        if key is not None and age < self._policy.max_age:
+            return key
+        if key is None and age < self._policy.max_age and age < self._policy.cooldown:
+            self.penalty_hits += 1
+            raise InvalidToken("unknown_kid", "no key with this kid (key set refreshed recently)")
+        try:
+            await self.refresh()
+        except UpstreamUnavailable:
+            if key is not None and age < self._policy.max_age + self._policy.stale_seconds:
+                logger.warning("serving last known good keys during an IdP outage")
+                return key
+            if key is None and self._keys and age < self._policy.max_age:
+                raise InvalidToken("unknown_kid", "no key with this kid") from None
+            raise
+        key = self._keys.get(kid)
+        if key is None:
+            raise InvalidToken("unknown_kid", "no key with this kid")
+        return key
+
+    async def refresh(self) -> None:
+        """Fetch the key set once, shared by every concurrent caller."""
+        if self._inflight is None:
+            if self._clock() - self._failed_at < self._policy.retry_after:
+                raise UpstreamUnavailable("idp_backoff", "the key set fetch failed moments ago")
+            self._inflight = asyncio.ensure_future(self._fetch())
+        inflight = self._inflight
+        try:
+            await asyncio.shield(inflight)
+        finally:
+            if self._inflight is inflight and inflight.done():
+                self._inflight = None
+
+    async def _fetch(self) -> None:
+        self.fetches += 1
+        try:
+            url = self._url if isinstance(self._url, str) else await self._url()
+            response = await self._http.get_json(url)
+            try:
+                keys = build_key_set(response.body, self._algorithms)
+            except ValueError as exc:
+                raise UpstreamUnavailable("invalid_jwks", "the key set is not a JWK Set") from exc
+            if not keys:
+                raise UpstreamUnavailable("invalid_jwks", "the key set has no usable keys")
+        except UpstreamUnavailable as exc:
+            self._failed_at = self._clock()
+            logger.warning("key set fetch failed: %s", exc.code)
+            raise
+        self._keys = keys
+        self._fetched_at = self._clock()
+        self._failed_at = -float("inf")
+
+    def hydrate(self, document: dict[str, object]) -> None:
+        """Load a key set obtained elsewhere (shared cache, init-time warm-up) as if just fetched."""
+        keys = build_key_set(document, self._algorithms)
+        if keys:
+            self._keys = keys
+            self._fetched_at = self._clock()

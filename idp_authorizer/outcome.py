@@ -1,0 +1,100 @@
+"""The one place where an outcome becomes what API Gateway sees.
+
+=====================  ==============================  ======================
+outcome                IAM policy (REST, 1.0, 2.0 IAM)  2.0 simple response
+=====================  ==============================  ======================
+allow                  Allow policy                    ``isAuthorized: true``
+deny (scope/claim)     explicit Deny policy → 403      ``isAuthorized: false``
+invalid token          ``Exception("Unauthorized")``   ``isAuthorized: false``
+                       → 401
+upstream unavailable   :class:`AuthorizerUnavailable` → 500, which API Gateway does not cache
+=====================  ==============================  ======================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from idp_authorizer.errors import AuthorizerUnavailable
+from idp_authorizer.events import Request
+from idp_authorizer.policy import (
+    RouteResources,
+    iam_policy,
+    principal_context,
+    route_resources,
+    simple_response,
+    within_budget,
+)
+from idp_authorizer.principal import Principal
+from idp_authorizer.rules import RouteTable
+
+Outcome = Literal["allow", "deny", "invalid", "unavailable"]
+ResponseMode = Literal["auto", "iam", "simple"]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the authorizer concluded about one request, before it takes a wire shape."""
+
+    outcome: Outcome
+    code: str
+    principal: Principal | None = None
+
+
+def unauthorized() -> Exception:
+    """The exact error API Gateway turns into a 401 for Lambda authorizers returning IAM policies."""
+    return Exception("Unauthorized")
+
+
+@dataclass(frozen=True, slots=True)
+class Responder:
+    """Renders a :class:`Decision` for a :class:`Request` according to the response settings."""
+
+    table: RouteTable
+    mode: ResponseMode = "auto"
+    context_claims: Sequence[str] = ()
+    usage_claim: str | None = None
+
+    def simple(self, request: Request | None) -> bool:
+        """Simple responses exist only for HTTP API payload 2.0; ``auto`` uses them there."""
+        return request is not None and request.payload_v2 and self.mode != "iam"
+
+    def permits(self, request: Request, principal: Principal) -> bool:
+        rule = self.table.find(request.method, request.template, request.path)
+        return self.table.permits(principal, rule)
+
+    def render(self, request: Request | None, decision: Decision) -> dict[str, Any]:
+        """The response for API Gateway; raises for the 401 and the fail-closed 500."""
+        if decision.outcome == "unavailable":
+            raise AuthorizerUnavailable(decision.code)
+        principal = decision.principal
+        if self.simple(request):
+            if decision.outcome == "allow" and principal is not None:
+                return simple_response(True, principal_context(principal, self.context_claims, nested=True))
+            return simple_response(False)
+        if principal is None or request is None or request.arn is None:
+            raise unauthorized()
+        permitted = decision.outcome == "allow"
+        return self._iam(request, principal, route_resources(self.table, principal, request.arn, permitted), permitted)
+
+    def _iam(
+        self, request: Request, principal: Principal, resources: RouteResources, permitted: bool
+    ) -> dict[str, Any]:
+        nested = request.payload_v2
+        context = principal_context(principal, self.context_claims, nested=nested)
+        response = iam_policy(principal.subject, resources, context, self._usage_key(principal))
+        if within_budget(response):
+            return response
+        # Too many routes or claims for API Gateway's 8 KB: decide the incoming ARN alone, minimal context.
+        assert request.arn is not None
+        arn = request.arn.value
+        fallback = RouteResources((arn,), ()) if permitted else RouteResources((), (arn,))
+        return iam_policy(principal.subject, fallback, principal_context(principal, (), nested=nested))
+
+    def _usage_key(self, principal: Principal) -> str | None:
+        if self.usage_claim is None:
+            return None
+        value = principal.claims.get(self.usage_claim)
+        return value if isinstance(value, str) else None

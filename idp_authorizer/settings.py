@@ -1,0 +1,219 @@
+"""Settings from ``IDP_*`` environment variables, read and validated once at cold start.
+
+The variable names are the public interface (see README). A bad value raises one
+:class:`ConfigurationError` naming the variable; the handler logs it once and fails closed.
+Drivers never read ``os.environ``: they receive these values through their constructors.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+from idp_authorizer.errors import ConfigurationError
+from idp_authorizer.events import TokenSource
+from idp_authorizer.rules import RouteTable
+
+ProviderKind = Literal["auth0", "oidc", "jwks", "introspection"]
+ClientAuth = Literal["client_secret_basic", "client_secret_post"]
+ASYMMETRIC = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+    "Ed25519",
+)
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+def _split(value: object) -> object:
+    """Accept ``a,b c`` (commas or spaces) or a JSON list for list-valued variables."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return tuple(json.loads(text))
+        return tuple(part for part in text.replace(",", " ").split() if part)
+    return value
+
+
+class ProviderConfig(BaseModel):
+    """One identity provider: the ``IDP_*`` single-provider variables or one ``IDP_PROVIDERS`` entry."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    provider: ProviderKind
+    name: str | None = None
+    auth0_domain: str | None = None
+    issuer: str | None = None
+    jwks_url: str | None = None
+    audience: CommaList = ()
+    algorithms: CommaList = ("RS256",)
+    introspection_url: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    client_auth: ClientAuth = "client_secret_basic"
+    required_typ: str | None = None
+
+    _lists = field_validator("audience", "algorithms", mode="before")(_split)
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        refused = [alg for alg in value if alg not in ASYMMETRIC]
+        if refused or not value:
+            raise ValueError(f"only asymmetric algorithms are accepted ({', '.join(ASYMMETRIC)}); refused: {refused}")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> ProviderConfig:
+        needs = {
+            "auth0": ("auth0_domain", "audience"),
+            "oidc": ("issuer", "audience"),
+            "jwks": ("jwks_url", "issuer", "audience"),
+            "introspection": ("client_id", "client_secret"),
+        }[self.provider]
+        missing = [name for name in needs if not getattr(self, name)]
+        if self.provider == "introspection" and not (self.introspection_url or self.issuer):
+            missing.append("introspection_url (or issuer, for discovery)")
+        if missing:
+            raise ValueError(f"provider {self.provider!r} needs {', '.join(missing)}")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or self.provider
+
+
+class Settings(BaseSettings):
+    """Every ``IDP_*`` variable. Defaults are the safe choice."""
+
+    model_config = SettingsConfigDict(env_prefix="IDP_", frozen=True, extra="ignore")
+
+    provider: ProviderKind | None = None
+    auth0_domain: str | None = None
+    issuer: str | None = None
+    jwks_url: str | None = None
+    audience: CommaList = ()
+    algorithms: CommaList = ("RS256",)
+    introspection_url: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    client_auth: ClientAuth = "client_secret_basic"
+    required_typ: str | None = None
+    providers: list[ProviderConfig] | None = None
+
+    token_sources: Annotated[tuple[TokenSource, ...], NoDecode] = (TokenSource("header", "Authorization"),)
+    response: Literal["auto", "iam", "simple"] = "auto"
+    required_scopes: CommaList = ()
+    routes: dict[str, Any] = Field(default_factory=dict)
+    routes_default: Literal["deny", "allow"] = "deny"
+    context_claims: CommaList = ()
+    usage_identifier_claim: str | None = None
+
+    cache_url: str = "memory://"
+    cache_max_entries: int = Field(10_000, ge=1, le=10_000_000)
+    token_cache_seconds: float = Field(300.0, ge=0)
+    introspection_cache_seconds: float = Field(60.0, ge=0)
+    negative_cache_seconds: float = Field(10.0, ge=0)
+
+    http_timeout_seconds: float = Field(3.0, gt=0, le=30)
+    http_connect_timeout_seconds: float = Field(1.0, gt=0, le=30)
+    http_max_response_bytes: int = Field(512 * 1024, ge=1024)
+    jwks_max_age_seconds: float = Field(3600.0, gt=0)
+    jwks_cooldown_seconds: float = Field(30.0, ge=0)
+    jwks_stale_seconds: float = Field(6 * 3600.0, ge=0)
+    leeway_seconds: float = Field(0.0, ge=0, le=300)
+    max_token_bytes: int = Field(10 * 1024, ge=64)
+    allow_loopback_http: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    _lists = field_validator("audience", "algorithms", "required_scopes", "context_claims", mode="before")(_split)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("token_sources", mode="before")
+    @classmethod
+    def _sources(cls, value: object) -> object:
+        if isinstance(value, str):
+            sources = tuple(TokenSource.parse(part) for part in value.split(",") if part.strip())
+            if not sources:
+                raise ValueError("needs at least one source such as header:Authorization")
+            return sources
+        return value
+
+    @field_validator("routes")
+    @classmethod
+    def _routes(cls, value: dict[str, Any]) -> dict[str, Any]:
+        RouteTable.build(value)  # raises ValueError naming the bad pattern
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_name_providers(self) -> Settings:
+        if self.providers is not None and self.provider is not None:
+            raise ValueError("set IDP_PROVIDER (one provider) or IDP_PROVIDERS (several), not both")
+        if self.providers is None and self.provider is None:
+            raise ValueError("IDP_PROVIDER (or IDP_PROVIDERS) is required")
+        if self.providers == []:
+            raise ValueError("IDP_PROVIDERS is empty")
+        return self
+
+    def provider_configs(self) -> tuple[ProviderConfig, ...]:
+        """The configured providers; the single-provider variables are shorthand for a list of one."""
+        if self.providers is not None:
+            return tuple(self.providers)
+        fields = set(ProviderConfig.model_fields) - {"name"}
+        return (ProviderConfig.model_validate({name: getattr(self, name) for name in fields}),)
+
+    def route_table(self) -> RouteTable:
+        return RouteTable.build(self.routes, self.required_scopes, allow_unlisted=self.routes_default == "allow")
+
+
+def load_settings() -> Settings:
+    """Read and validate the settings; raise one :class:`ConfigurationError` naming each bad variable."""
+    try:
+        settings = Settings()
+        settings.provider_configs()
+    except ValidationError as exc:
+        raise ConfigurationError("configuration_error", _describe(exc)) from None
+    except SettingsError as exc:
+        field = re.search(r'field "(\w+)"', str(exc))
+        variable = f"IDP_{field[1].upper()}" if field else "IDP_* settings"
+        raise ConfigurationError("configuration_error", f"{variable}: is not valid JSON") from None
+    except ValueError as exc:
+        raise ConfigurationError("configuration_error", str(exc)) from None
+    return settings
+
+
+def _describe(exc: ValidationError) -> str:
+    """Name each bad variable with pydantic's message, never the value (it may be a secret)."""
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = [str(part) for part in error["loc"]]
+        if loc and loc[0] not in Settings.model_fields:
+            loc = []
+        variable = f"IDP_{loc[0].upper()}" if loc else "IDP_* settings"
+        where = "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc[1:])
+        problems.append(f"{variable}{where}: {error['msg']}")
+    return "; ".join(problems)

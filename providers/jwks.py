@@ -1,0 +1,76 @@
+"""Generic JWT access-token verifier against a JWK Set URL (``IDP_PROVIDER=jwks``).
+
+The OIDC and Auth0 providers are this verifier with the key set URL found another way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection
+from types import MappingProxyType
+
+from idp_authorizer.clock import Clock
+from idp_authorizer.errors import InvalidToken
+from idp_authorizer.jwk import VerifyingKey
+from idp_authorizer.jwks import JwksStore
+from idp_authorizer.jwt import ClaimRules, CompactJws, check_header, decompose
+from idp_authorizer.principal import Principal, scopes_from_claims
+
+
+class JwksProvider:
+    """Verifies JWTs signed by keys of one key set and issued by one issuer."""
+
+    def __init__(
+        self,
+        name: str,
+        store: JwksStore,
+        rules: ClaimRules,
+        algorithms: Collection[str],
+        *,
+        required_typ: str | None = None,
+        cache_seconds: float = 300.0,
+        clock: Clock = time.time,
+    ) -> None:
+        self.name = name
+        self.issuer: str | None = rules.issuer
+        self.cache_seconds = cache_seconds
+        self.store = store
+        self._rules = rules
+        self._algorithms = frozenset(algorithms)
+        self._required_typ = required_typ
+        self._clock = clock
+
+    def verify_local(self, token: str) -> Principal | None:
+        jws = decompose(token)
+        alg, kid = check_header(jws.unverified_header, self._algorithms, self._required_typ)
+        key = self.store.cached(kid)
+        return None if key is None else self._verified(jws, alg, key)
+
+    async def verify(self, token: str) -> Principal:
+        jws = decompose(token)
+        alg, kid = check_header(jws.unverified_header, self._algorithms, self._required_typ)
+        return self._verified(jws, alg, await self.store.get(kid))
+
+    def _verified(self, jws: CompactJws, alg: str, key: VerifyingKey) -> Principal:
+        verify = key.verifiers.get(alg)
+        if verify is None:
+            raise InvalidToken("alg_key_mismatch", "the key with this kid is not for this algorithm")
+        if not verify(jws.signing_input, jws.signature):
+            raise InvalidToken("bad_signature", "token signature does not verify")
+        claims = jws.unverified_claims  # verified from here on
+        exp, audiences = self._rules.check(claims, self._clock())
+        client_id = claims.get("client_id", claims.get("azp"))
+        subject = claims.get("sub", client_id)
+        if not isinstance(subject, str) or not subject:
+            raise InvalidToken("missing_sub", "token names no subject")
+        return Principal(
+            subject=subject,
+            issuer=self._rules.issuer,
+            audiences=audiences,
+            scopes=scopes_from_claims(claims),
+            expires_at=exp,
+            provider=self.name,
+            client_id=client_id if isinstance(client_id, str) else None,
+            kid=key.kid,
+            claims=MappingProxyType(claims),
+        )

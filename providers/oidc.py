@@ -1,0 +1,83 @@
+"""OpenID Connect Discovery (``IDP_PROVIDER=oidc``): the key set URL read from the issuer's metadata.
+
+https://openid.net/specs/openid-connect-discovery-1_0.html section 4: the document is at
+``{issuer}/.well-known/openid-configuration`` and its ``issuer`` must equal the configured issuer
+exactly (section 4.3), or the document is refused: a mismatch is how a mix-up attack looks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from idp_authorizer.clock import Clock
+from idp_authorizer.errors import UpstreamUnavailable
+from idp_authorizer.http import HttpClient, check_url
+
+_RETRY_AFTER = 5.0
+
+
+def discovery_url(issuer: str) -> str:
+    return issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+
+class Discovery:
+    """The issuer's metadata, fetched once, kept for ``max_age`` seconds, shared by concurrent callers."""
+
+    def __init__(
+        self,
+        http: HttpClient,
+        issuer: str,
+        *,
+        max_age: float = 3600.0,
+        allow_loopback_http: bool = True,
+        clock: Clock = time.time,
+    ) -> None:
+        self.issuer = issuer
+        self.url = check_url(discovery_url(issuer), "IDP_ISSUER", allow_loopback_http=allow_loopback_http)
+        self._http = http
+        self._max_age = max_age
+        self._allow_loopback_http = allow_loopback_http
+        self._clock = clock
+        self._document: dict[str, Any] | None = None
+        self._fetched_at = -float("inf")
+        self._lock = asyncio.Lock()
+        self.fetches = 0
+
+    async def document(self) -> dict[str, Any]:
+        """The validated metadata document; the last good one is kept if a refresh fails."""
+        if self._document is not None and self._clock() - self._fetched_at < self._max_age:
+            return self._document
+        async with self._lock:
+            if self._document is not None and self._clock() - self._fetched_at < self._max_age:
+                return self._document
+            try:
+                self._document = await self._fetch()
+                self._fetched_at = self._clock()
+            except UpstreamUnavailable:
+                if self._document is None:
+                    raise
+                # Keep the last good document; ask again after a short pause, not on every request.
+                self._fetched_at = self._clock() - self._max_age + _RETRY_AFTER
+            return self._document
+
+    async def endpoint(self, name: str) -> str:
+        """A URL from the metadata (``jwks_uri``, ``introspection_endpoint``), checked for https."""
+        value = (await self.document()).get(name)
+        if not isinstance(value, str):
+            raise UpstreamUnavailable("discovery_incomplete", f"discovery document has no {name}")
+        try:
+            return check_url(value, name, allow_loopback_http=self._allow_loopback_http)
+        except Exception as exc:
+            raise UpstreamUnavailable("discovery_insecure_url", f"discovery {name} is not https") from exc
+
+    async def jwks_uri(self) -> str:
+        return await self.endpoint("jwks_uri")
+
+    async def _fetch(self) -> dict[str, Any]:
+        self.fetches += 1
+        body = (await self._http.get_json(self.url)).body
+        if body.get("issuer") != self.issuer:
+            raise UpstreamUnavailable("issuer_mismatch", "discovery issuer differs from the configured issuer")
+        return body
