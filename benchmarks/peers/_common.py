@@ -86,9 +86,7 @@ def parse_args(argv: Sequence[str] | None, modes: Sequence[str] = ("default",)) 
     parser.add_argument("--negatives", type=Path)
     parser.add_argument("--count", type=int, default=0, help="use only the first N tokens (0 = all)")
     parser.add_argument("--rounds", type=int, default=1, help="timed passes over the tokens")
-    parser.add_argument(
-        "--warmup-passes", type=int, default=3, help="least untimed passes over warm-up tokens"
-    )
+    parser.add_argument("--warmup-passes", type=int, default=3, help="least untimed passes over warm-up tokens")
     parser.add_argument(
         "--warmup-ms", type=float, default=1000.0, help="keep warming up (untimed) for at least this long"
     )

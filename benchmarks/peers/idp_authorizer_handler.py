@@ -6,6 +6,7 @@ Configured through the public environment contract (see DESIGN.md)::
     IDP_ISSUER=<iss>   IDP_AUDIENCE=<aud>  IDP_ALGORITHMS=<alg>
     IDP_TOKEN_CACHE_SECONDS=0    (mode "first-seen": verified-token cache off, every token verified)
     IDP_TOKEN_CACHE_SECONDS=300  (mode "repeated": all tokens seen once untimed, the second pass timed)
+    IDP_ALLOW_LOOPBACK_HTTP=true (the key server below is plain http:// on 127.0.0.1)
 
 ``jwks.json`` is served by a tiny HTTP server on 127.0.0.1 started in this process (loopback ``http://``
 is allowed by the design), and one warm-up call is made before anything is timed, so the key set is
@@ -110,13 +111,15 @@ def _environment(inp: BenchInput, jwks_url: str) -> dict[str, str]:
         "IDP_AUDIENCE": inp.audience,
         "IDP_ALGORITHMS": inp.alg,
         "IDP_TOKEN_CACHE_SECONDS": "0" if inp.mode == "first-seen" else REPEATED_CACHE_SECONDS,
+        # The product allows plain http:// to loopback only when told to (the key server here is).
+        "IDP_ALLOW_LOOPBACK_HTTP": "true",
     }
 
 
 def setup(inp: BenchInput) -> Verifier:
     server = _JwksServer(inp.jwks_path.read_bytes())
     try:
-        os.environ.update(_environment(inp, server.url))
+        os.environ.update(_environment(inp, server.url))  # IDP_LOG_LEVEL etc. pass through if set
         try:
             from idp_authorizer.handler import handler as lambda_handler
         except Exception as exc:
@@ -124,9 +127,7 @@ def setup(inp: BenchInput) -> Verifier:
         handler: Callable[[dict[str, Any], Any], Any] = lambda_handler
 
         def verify(token: str) -> Any:
-            return handler(
-                {"type": "TOKEN", "authorizationToken": "Bearer " + token, "methodArn": METHOD_ARN}, None
-            )
+            return handler({"type": "TOKEN", "authorizationToken": "Bearer " + token, "methodArn": METHOD_ARN}, None)
 
         # One warm-up call before anything else: loads settings, the event loop, the key set.
         first = verify(inp.warmup_tokens[0] if inp.warmup_tokens else inp.tokens[0])
