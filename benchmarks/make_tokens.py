@@ -135,9 +135,7 @@ NEGATIVES_INFORMATIONAL = ("missing_exp",)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=1000, help="timed tokens per algorithm (default 1000)")
     parser.add_argument("--warmup", type=int, default=100, help="extra warm-up tokens per algorithm")
     parser.add_argument("--out", type=Path, default=DEFAULT_DATA_DIR, help="output folder")
