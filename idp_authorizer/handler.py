@@ -53,4 +53,10 @@ async def authorize(event: Any) -> dict[str, Any]:
     return await _authorizer.authorize(event)
 
 
+def close() -> None:
+    """Release HTTP sessions (command-line tools and tests; Lambda never needs it)."""
+    if _authorizer is not None:
+        _authorizer.close()
+
+
 init()

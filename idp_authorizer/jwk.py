@@ -46,6 +46,10 @@ class UnusableKeyError(ValueError):
     """A JWK in the set that this verifier will not use; the reason is logged, not the key."""
 
 
+class NotForUsError(UnusableKeyError):
+    """A sound key for an algorithm outside the allowlist (or declared ``alg`` not allowed)."""
+
+
 def build_key(jwk: Mapping[str, Any], algorithms: Collection[str]) -> VerifyingKey:
     """Resolve one JWK into a :class:`VerifyingKey` for the allowed ``algorithms``."""
     kid = jwk.get("kid")
@@ -58,7 +62,7 @@ def build_key(jwk: Mapping[str, Any], algorithms: Collection[str]) -> VerifyingK
         raise UnusableKeyError("key_ops lacks verify")
     declared = jwk.get("alg")
     if declared is not None and declared not in algorithms:
-        raise UnusableKeyError("alg not allowed")
+        raise NotForUsError("alg not allowed")
     try:
         key = JWKRegistry.import_key(dict(jwk))
     except (JoseError, ValueError, TypeError, KeyError) as exc:
@@ -66,7 +70,7 @@ def build_key(jwk: Mapping[str, Any], algorithms: Collection[str]) -> VerifyingK
     wanted = [alg for alg in algorithms if declared is None or alg == declared]
     verifiers = {alg: verifier for alg in wanted if (verifier := _verifier(key, alg)) is not None}
     if not verifiers:
-        raise UnusableKeyError("no allowed algorithm fits the key")
+        raise NotForUsError("no allowed algorithm fits the key")
     return VerifyingKey(kid, str(jwk.get("kty")), verifiers)
 
 
@@ -82,7 +86,9 @@ def build_key_set(document: Mapping[str, Any], algorithms: Collection[str]) -> d
         try:
             key = build_key(jwk, algorithms)
         except UnusableKeyError as exc:
-            logger.warning("skipping JWK kid=%.64r: %s", jwk.get("kid"), exc)
+            # Keys for algorithms we do not allow are normal in a shared key set; others are worth a warning.
+            level = logging.DEBUG if isinstance(exc, NotForUsError) else logging.WARNING
+            logger.log(level, "skipping JWK kid=%.64r: %s", jwk.get("kid"), exc)
             continue
         # Two keys under one kid make the choice ambiguous: use neither.
         if key.kid in found:

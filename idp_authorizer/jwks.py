@@ -121,6 +121,9 @@ class JwksStore:
         self._fetched_at = self._clock()
         self._failed_at = -float("inf")
 
+    async def close(self) -> None:
+        await self._http.close()
+
     def hydrate(self, document: dict[str, object]) -> None:
         """Load a key set obtained elsewhere (shared cache, init-time warm-up) as if just fetched."""
         keys = build_key_set(document, self._algorithms)

@@ -196,6 +196,13 @@ class Authorizer:
             )
             self._cold = False
 
+    def close(self) -> None:
+        """Close HTTP sessions (tools and tests; a Lambda container just freezes)."""
+        for provider in self.router.providers:
+            closer = getattr(provider, "close", None)
+            if closer is not None and self._loop is not None and not self._loop.is_closed():
+                self._loop.run_until_complete(closer())
+
     def _run(self, coroutine: Any) -> Decision:
         """Run on the container's one event loop (created once, never closed while warm)."""
         if self._loop is None or self._loop.is_closed():

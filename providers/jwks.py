@@ -40,6 +40,9 @@ class JwksProvider:
         self._required_typ = required_typ
         self._clock = clock
 
+    async def close(self) -> None:
+        await self.store.close()
+
     def verify_local(self, token: str) -> Principal | None:
         jws = decompose(token)
         alg, kid = check_header(jws.unverified_header, self._algorithms, self._required_typ)

@@ -1,0 +1,133 @@
+"""``idp-authorizer``: the command line. ``dev-idp`` runs the local IdP; ``demo`` shows decisions.
+
+Nothing here is imported by the Lambda handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+DEMO_AUDIENCE = "demo-api"
+DEMO_ROUTES = {"GET /pets": ["pets:read"], "POST /pets": ["pets:write"]}
+DEMO_ARN = "arn:aws:execute-api:us-east-1:123456789012:demo123/prod/{verb}/pets"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="idp-authorizer", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    dev = commands.add_parser("dev-idp", help="run the local development IdP on 127.0.0.1")
+    dev.add_argument("--port", type=int, default=8765)
+    dev.add_argument("--audience", default=DEMO_AUDIENCE)
+    commands.add_parser("demo", help="start the dev IdP in-process and print decisions for each event shape")
+    args = parser.parse_args(argv)
+    command: Callable[[argparse.Namespace], int] = {"dev-idp": _dev_idp, "demo": _demo}[args.command]
+    return command(args)
+
+
+def _dev_idp(args: argparse.Namespace) -> int:
+    from idp_authorizer.devidp import DevIdp
+
+    idp = DevIdp(port=args.port, audience=args.audience).start()
+    print(f"dev IdP listening: issuer {idp.issuer}")
+    print(f"  discovery  {idp.issuer}/.well-known/openid-configuration")
+    print(f"  JWKS       {idp.jwks_url}")
+    print(f"  mint       curl -s -d scope=pets:read -d alg=RS256 {idp.issuer}/token")
+    print("configure the authorizer with:")
+    print(f"  IDP_PROVIDER=oidc IDP_ISSUER={idp.issuer} IDP_AUDIENCE={idp.audience} IDP_ALLOW_LOOPBACK_HTTP=true")
+    print("Ctrl-C to stop")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        idp.stop()
+    return 0
+
+
+def demo_events(token: str | None, verb: str) -> dict[str, dict[str, Any]]:
+    """The same request in three event shapes."""
+    arn = DEMO_ARN.format(verb=verb)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return {
+        "REST TOKEN": {"type": "TOKEN", "authorizationToken": f"Bearer {token}" if token else "", "methodArn": arn},
+        "REST REQUEST": {
+            "type": "REQUEST",
+            "methodArn": arn,
+            "resource": "/pets",
+            "path": "/pets",
+            "httpMethod": verb,
+            "headers": headers,
+            "requestContext": {"requestId": "demo-request"},
+        },
+        "HTTP API 2.0": {
+            "version": "2.0",
+            "type": "REQUEST",
+            "routeArn": arn,
+            "routeKey": f"{verb} /pets",
+            "headers": {k.lower(): v for k, v in headers.items()},
+            "requestContext": {"requestId": "demo-request"},
+        },
+    }
+
+
+def _demo(_: argparse.Namespace) -> int:
+    from idp_authorizer.devidp import DevIdp
+
+    with DevIdp(audience=DEMO_AUDIENCE) as idp:
+        os.environ.update(
+            IDP_PROVIDER="oidc",
+            IDP_ISSUER=idp.issuer,
+            IDP_AUDIENCE=DEMO_AUDIENCE,
+            IDP_ALLOW_LOOPBACK_HTTP="true",
+            IDP_ROUTES=json.dumps(DEMO_ROUTES),
+            IDP_LOG_LEVEL="WARNING",
+        )
+        from idp_authorizer import handler
+
+        handler.init()
+        cases = {
+            "valid token (pets:read), GET /pets": (idp.mint(scope="pets:read"), "GET"),
+            "expired token, GET /pets": (idp.mint(scope="pets:read", ttl=-60), "GET"),
+            "missing scope (pets:read only), POST /pets": (idp.mint(scope="pets:read"), "POST"),
+            "no token, GET /pets": (None, "GET"),
+        }
+        print(f"dev IdP at {idp.issuer}; routes {json.dumps(DEMO_ROUTES)}\n")
+        for case, (token, verb) in cases.items():
+            print(case)
+            for shape, event in demo_events(token, verb).items():
+                arn = event.get("methodArn") or event["routeArn"]
+                print(f"  {shape:<13} {describe(lambda e=event: handler.handler(e, None), arn)}")  # type: ignore[misc]
+            print()
+        handler.close()
+    return 0
+
+
+def describe(call: Callable[[], dict[str, Any]], arn: str) -> str:
+    """One line: what API Gateway would do with the handler's answer for the request ``arn``."""
+    from idp_authorizer.policy import RouteResources, evaluate
+
+    try:
+        response = call()
+    except Exception as exc:
+        return (
+            "401 Unauthorized (raised 'Unauthorized')" if str(exc) == "Unauthorized" else f"500 ({type(exc).__name__})"
+        )
+    if "isAuthorized" in response:
+        verdict = "ALLOW" if response["isAuthorized"] else "DENY 403"
+        return f"{verdict:<9} simple response, context keys {sorted(response.get('context', {}))}"
+    statements = response["policyDocument"]["Statement"]
+    resources = {s["Effect"]: tuple(s["Resource"]) for s in statements}
+    verdict = (
+        "ALLOW" if evaluate(RouteResources(resources.get("Allow", ()), resources.get("Deny", ())), arn) else "DENY 403"
+    )
+    summary = "; ".join(f"{effect} {' '.join(r.split(':', 5)[5] for r in res)}" for effect, res in resources.items())
+    return f"{verdict:<9} IAM policy for {response['principalId']}: {summary}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
