@@ -121,7 +121,8 @@ class DevIdp:
             return web.json_response({"error": "invalid_request"}, status=400)
         ttl = float(data.pop("ttl", 300))
         scope = str(data.pop("scope", "read"))
-        token = self.mint(alg=alg, ttl=ttl, scope=scope, **{k: str(v) for k, v in data.items()})
+        claims: dict[str, Any] = {k: str(v) for k, v in data.items() if k not in ("header", "key")}
+        token = self.mint(alg=alg, ttl=ttl, scope=scope, **claims)
         return web.json_response({"access_token": token, "token_type": "Bearer", "expires_in": int(ttl)})
 
     def start(self) -> DevIdp:
@@ -134,9 +135,9 @@ class DevIdp:
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.host, self.port)
             await site.start()
-            server = site._server  # noqa: SLF001 - the only way to learn the port chosen for 0
-            assert server is not None
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            # The only way to learn the port the OS chose for port 0.
+            server: Any = site._server
+            self.port = server.sockets[0].getsockname()[1]
             ready.set()
 
         def run() -> None:
