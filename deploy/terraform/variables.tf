@@ -1,0 +1,199 @@
+# Inputs of the idp_authorizer HTTP API example. Each idp_* variable maps to the IDP_* environment
+# variable of the same name (see the configuration contract in the project README).
+
+# ---------------------------------------------------------------------------- naming and artefact
+
+variable "name" {
+  description = "Name of the HTTP API; also the prefix of the functions, role and log group."
+  type        = string
+  default     = "idp-authorizer-example"
+}
+
+variable "lambda_zip_path" {
+  description = "Path of the authorizer zip. Null means ../../dist/idp-authorizer-lambda.zip from this folder."
+  type        = string
+  default     = null
+}
+
+# ---------------------------------------------------------------------------- function
+
+variable "python_runtime" {
+  description = "Lambda runtime; must match the CPython version the zip's compiled wheels were built for."
+  type        = string
+  default     = "python3.12"
+
+  validation {
+    condition     = contains(["python3.11", "python3.12", "python3.13"], var.python_runtime)
+    error_message = "python_runtime must be python3.11, python3.12 or python3.13."
+  }
+}
+
+variable "architecture" {
+  description = "Lambda CPU architecture; must match the wheels inside the zip."
+  type        = string
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "architecture must be arm64 or x86_64."
+  }
+}
+
+variable "memory_size" {
+  description = "Authorizer memory in MB. Below 256 RSA verification and cold starts slow down."
+  type        = number
+  default     = 256
+
+  validation {
+    condition     = var.memory_size >= 256 && var.memory_size <= 512
+    error_message = "memory_size must be between 256 and 512."
+  }
+}
+
+variable "timeout_seconds" {
+  description = "Authorizer timeout in seconds; keep it above idp_http_timeout_seconds x 2."
+  type        = number
+  default     = 10
+}
+
+variable "log_retention_days" {
+  description = "CloudWatch Logs retention of the authorizer's log group."
+  type        = number
+  default     = 30
+}
+
+# ---------------------------------------------------------------------------- authorizer
+
+variable "enable_simple_responses" {
+  description = "true: simple responses ({isAuthorized}); false: IAM policies. Also sets IDP_RESPONSE (auto / iam)."
+  type        = bool
+  default     = true
+}
+
+variable "authorizer_cache_ttl" {
+  description = "API Gateway authorizer result cache TTL in seconds (0 turns it off). Keep it well under the token lifetime."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.authorizer_cache_ttl >= 0 && var.authorizer_cache_ttl <= 3600
+    error_message = "authorizer_cache_ttl must be between 0 and 3600."
+  }
+}
+
+variable "route_keys" {
+  description = "HTTP API routes to create, all protected by the authorizer."
+  type        = list(string)
+  default     = ["GET /pets", "POST /pets", "GET /admin"]
+}
+
+# ---------------------------------------------------------------------------- identity provider
+
+variable "idp_provider" {
+  description = "IDP_PROVIDER: auth0, oidc, jwks or introspection."
+  type        = string
+  default     = "oidc"
+
+  validation {
+    condition     = contains(["auth0", "oidc", "jwks", "introspection"], var.idp_provider)
+    error_message = "idp_provider must be auth0, oidc, jwks or introspection."
+  }
+}
+
+variable "idp_auth0_domain" {
+  description = "IDP_AUTH0_DOMAIN: Auth0 tenant domain (auth0 only)."
+  type        = string
+  default     = null
+}
+
+variable "idp_issuer" {
+  description = "IDP_ISSUER: expected iss; for oidc also where discovery is read."
+  type        = string
+  default     = null
+}
+
+variable "idp_jwks_url" {
+  description = "IDP_JWKS_URL: key set URL (jwks), or an override for oidc."
+  type        = string
+  default     = null
+}
+
+variable "idp_audience" {
+  description = "IDP_AUDIENCE: accepted audiences, comma-separated, any-of."
+  type        = string
+  default     = null
+}
+
+variable "idp_algorithms" {
+  description = "IDP_ALGORITHMS: allowed signature algorithms, comma-separated."
+  type        = string
+  default     = "RS256"
+}
+
+variable "idp_introspection_url" {
+  description = "IDP_INTROSPECTION_URL: RFC 7662 endpoint (introspection)."
+  type        = string
+  default     = null
+}
+
+variable "idp_client_id" {
+  description = "IDP_CLIENT_ID: introspection client id."
+  type        = string
+  default     = null
+}
+
+variable "idp_client_secret" {
+  description = "IDP_CLIENT_SECRET: introspection client secret. Stored in the Lambda configuration and the Terraform state."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+# ---------------------------------------------------------------------------- authorization rules
+
+variable "idp_routes" {
+  description = "IDP_ROUTES: map of \"METHOD /path\" to rules (scopes any-of, all_scopes, claims); JSON-encoded into the environment. Unlisted routes are denied."
+  type        = any
+  default = {
+    "GET /pets"  = { scopes = ["pets:read"] }
+    "POST /pets" = { scopes = ["pets:write"] }
+    "GET /admin" = { scopes = ["admin"] }
+  }
+}
+
+variable "idp_required_scopes" {
+  description = "IDP_REQUIRED_SCOPES: scopes every request needs on top of the route rule."
+  type        = string
+  default     = null
+}
+
+variable "idp_token_sources" {
+  description = "IDP_TOKEN_SOURCES: where to look for the token. Keep header:Authorization unless the identity sources change too."
+  type        = string
+  default     = "header:Authorization"
+}
+
+variable "idp_context_claims" {
+  description = "IDP_CONTEXT_CLAIMS: claims copied into the authorizer context."
+  type        = string
+  default     = null
+}
+
+# ---------------------------------------------------------------------------- operations
+
+variable "idp_http_timeout_seconds" {
+  description = "IDP_HTTP_TIMEOUT_SECONDS: total time for one call to the IdP."
+  type        = number
+  default     = 3
+}
+
+variable "idp_log_level" {
+  description = "IDP_LOG_LEVEL: DEBUG, INFO, WARNING or ERROR."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR"], var.idp_log_level)
+    error_message = "idp_log_level must be DEBUG, INFO, WARNING or ERROR."
+  }
+}
