@@ -188,6 +188,8 @@ def _bearer(raw: object) -> str:
         raise InvalidToken("malformed_token", "authorization value is not a short string")
     scheme, sep, rest = raw.strip().partition(" ")
     if not sep:
+        if scheme.lower() == "bearer":
+            raise InvalidToken("malformed_token", "Bearer scheme without a token")
         return _bare(scheme)
     if scheme.lower() != "bearer":
         raise InvalidToken("malformed_token", "authorization scheme is not Bearer")

@@ -1,8 +1,8 @@
 """A key set per issuer: parsed once, cached with a maximum age, refreshed with care.
 
 - Single-flight: concurrent misses share one fetch.
-- Penalty box: after a refresh that still lacks a ``kid``, no further refresh for ``cooldown``
-  seconds, so a flood of made-up kids costs the IdP at most one call per window.
+- Penalty box: after a refresh that still lacks a ``kid``, no refresh for an unknown ``kid`` for
+  ``cooldown`` seconds, so a flood of made-up kids costs the IdP at most one call per window.
 - Last known good: a failed refresh keeps the old keys, served for at most ``stale_seconds`` past
   their maximum age; a bad response never replaces good keys.
 - Failure backoff: after a failed fetch, callers that need keys fail fast for ``retry_after``
@@ -54,6 +54,7 @@ class JwksStore:
         self._keys: dict[str, VerifyingKey] = {}
         self._fetched_at = -float("inf")
         self._failed_at = -float("inf")
+        self._penalty_at = -float("inf")
         self._inflight: asyncio.Future[None] | None = None
         self.fetches = 0
         """Key-set fetches attempted, for tests and metrics."""
@@ -72,7 +73,7 @@ class JwksStore:
         key = self._keys.get(kid)
         if key is not None and age < self._policy.max_age:
             return key
-        if key is None and age < self._policy.max_age and age < self._policy.cooldown:
+        if key is None and age < self._policy.max_age and now - self._penalty_at < self._policy.cooldown:
             self.penalty_hits += 1
             raise InvalidToken("unknown_kid", "no key with this kid (key set refreshed recently)")
         try:
@@ -86,6 +87,7 @@ class JwksStore:
             raise
         key = self._keys.get(kid)
         if key is None:
+            self._penalty_at = self._clock()
             raise InvalidToken("unknown_kid", "no key with this kid")
         return key
 

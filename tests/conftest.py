@@ -63,6 +63,7 @@ def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[str, s
         return authorizer
 
     yield apply
+    handler_module.close()
     handler_module.init()
 
 

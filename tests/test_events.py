@@ -1,0 +1,129 @@
+"""Event parsing and token extraction (pure; no servers)."""
+
+import pytest
+
+from idp_authorizer.errors import InvalidToken
+from idp_authorizer.events import TokenSource, parse_event
+
+ARN = "arn:aws-cn:execute-api:cn-north-1:123456789012:api1/prod/GET/pets/7"
+TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
+OTHER = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ5In0.c2ln"
+ALL_SOURCES = (
+    TokenSource("header", "Authorization"),
+    TokenSource("query", "access_token"),
+    TokenSource("cookie", "at"),
+)
+
+
+def rest_request(**extra):
+    return {"type": "REQUEST", "methodArn": ARN, "httpMethod": "GET", "resource": "/pets/{id}", **extra}
+
+
+def http_v2(**extra):
+    return {"version": "2.0", "type": "REQUEST", "routeArn": ARN, "routeKey": "GET /pets/{id}", **extra}
+
+
+@pytest.mark.parametrize(
+    ("event", "shape", "method", "template"),
+    [
+        ({"type": "TOKEN", "authorizationToken": TOKEN, "methodArn": ARN}, "rest-token", "GET", None),
+        (rest_request(), "rest-request", "GET", "/pets/{id}"),
+        ({**rest_request(), "version": "1.0"}, "http-v1", "GET", "/pets/{id}"),
+        (http_v2(), "http-v2", "GET", "/pets/{id}"),
+        (http_v2(routeKey="$default"), "http-v2", "GET", "$default"),
+        (
+            {
+                "type": "REQUEST",
+                "methodArn": "arn:aws:execute-api:us-east-1:123456789012:ws1/prod/$connect",
+                "requestContext": {"eventType": "CONNECT", "routeKey": "$connect"},
+            },
+            "websocket",
+            "$connect",
+            "$connect",
+        ),
+    ],
+)
+def test_shapes_and_routes(event, shape, method, template):
+    request = parse_event(event)
+    assert (request.shape, request.method, request.template) == (shape, method, template)
+    assert request.arn is not None and request.arn.value == event.get("methodArn", event.get("routeArn"))
+
+
+def test_partition_is_kept():
+    request = parse_event(rest_request())
+    assert request.arn is not None
+    assert request.arn.api_prefix == "arn:aws-cn:execute-api:cn-north-1:123456789012:api1/prod"
+    assert request.path == "/pets/7"
+
+
+@pytest.mark.parametrize(
+    "value", [f"Bearer {TOKEN}", f"bearer {TOKEN}", f"BEARER   {TOKEN}", TOKEN, f"  Bearer {TOKEN}  "]
+)
+def test_bearer_scheme_case_insensitive_and_optional(value):
+    assert parse_event({"type": "TOKEN", "authorizationToken": value, "methodArn": ARN}).token == TOKEN
+
+
+@pytest.mark.parametrize("value", [f"Basic {TOKEN}", f"Bearer {TOKEN} extra", "Bearer", "", "Bearer a\x00b", "a,b"])
+def test_malformed_authorization_values_refused(value):
+    with pytest.raises(InvalidToken):
+        parse_event({"type": "TOKEN", "authorizationToken": value, "methodArn": ARN})
+
+
+@pytest.mark.parametrize("name", ["Authorization", "authorization", "AUTHORIZATION", "aUtHoRiZaTiOn"])
+def test_header_names_case_insensitive(name):
+    assert parse_event(rest_request(headers={name: f"Bearer {TOKEN}"})).token == TOKEN
+
+
+def test_multi_value_headers_same_token_accepted():
+    event = rest_request(
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        multiValueHeaders={"authorization": [f"Bearer {TOKEN}", f"bearer {TOKEN}"]},
+    )
+    assert parse_event(event).token == TOKEN
+
+
+def test_multi_value_headers_different_tokens_refused():
+    event = rest_request(multiValueHeaders={"Authorization": [f"Bearer {TOKEN}", f"Bearer {OTHER}"]})
+    with pytest.raises(InvalidToken) as caught:
+        parse_event(event)
+    assert caught.value.code == "multiple_tokens"
+
+
+def test_token_sources_in_order_and_conflicts():
+    query_only = http_v2(queryStringParameters={"access_token": TOKEN})
+    assert parse_event(query_only, ALL_SOURCES).token == TOKEN
+    assert parse_event(query_only).token is None  # query not configured
+    cookie_v2 = http_v2(cookies=["x=1", f"at={TOKEN}"])
+    assert parse_event(cookie_v2, ALL_SOURCES).token == TOKEN
+    cookie_v1 = rest_request(headers={"Cookie": f"x=1; at={TOKEN}"})
+    assert parse_event(cookie_v1, ALL_SOURCES).token == TOKEN
+    both = http_v2(headers={"authorization": f"Bearer {TOKEN}"}, queryStringParameters={"access_token": OTHER})
+    with pytest.raises(InvalidToken):
+        parse_event(both, ALL_SOURCES)
+    same = http_v2(headers={"authorization": f"Bearer {TOKEN}"}, queryStringParameters={"access_token": TOKEN})
+    assert parse_event(same, ALL_SOURCES).token == TOKEN
+
+
+def test_token_source_spec_parsing():
+    assert TokenSource.parse("cookie:session") == TokenSource("cookie", "session")
+    for bad in ("header", "body:x", "query:"):
+        with pytest.raises(ValueError):
+            TokenSource.parse(bad)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        None,
+        [],
+        "TOKEN",
+        {},
+        {"type": "TOKEN", "version": "3.0"},
+        {"version": "2.0"},
+        {"type": "REQUEST", "version": "9"},
+        {"type": "REQUEST", "methodArn": ARN, "headers": "not-a-map"},
+    ],
+)
+def test_unrecognised_or_broken_events_are_invalid_token(event):
+    with pytest.raises(InvalidToken):
+        parse_event(event)
