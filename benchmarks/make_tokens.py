@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from joserfc import jwt
-from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey, import_key
+from joserfc.jwk import ECKey, KeyParameters, KeySet, OKPKey, RSAKey, import_key
 
 ALGORITHMS: tuple[str, ...] = ("RS256", "PS256", "ES256", "EdDSA")
 ISSUER = "https://issuer.example/"
@@ -41,7 +41,7 @@ def kid_for(alg: str) -> str:
 
 
 def generate_key(alg: str) -> Key:
-    params: dict[str, Any] = {"kid": kid_for(alg), "alg": alg, "use": "sig"}
+    params: KeyParameters = {"kid": kid_for(alg), "alg": alg, "use": "sig"}
     if alg in ("RS256", "PS256"):
         return RSAKey.generate_key(2048, parameters=params, private=True)
     if alg == "ES256":
