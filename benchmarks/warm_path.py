@@ -39,6 +39,7 @@ ALGORITHMS: tuple[str, ...] = ("RS256", "PS256", "ES256", "EdDSA")
 FLOOR = "crypto-floor"
 AWS = "aws-jwt-verify"
 PEER_TIMEOUT_SECONDS = 900
+NOISY_SPREAD = 1.2
 
 
 @dataclass(frozen=True)
@@ -323,6 +324,17 @@ def render_alg(alg: str, cells: list[Cell]) -> str:
             f"| {name} | {cell.impl.checks} | {_us(st.median_ns)} | {_us(st.p99_ns)} | {st.ops_per_s:,.0f} "
             f"| {spread} | {_ratio(st.median_ns, floor_med)} | {_ratio(st.median_ns, aws_med)} |"
         )
+    noisy = [
+        f"{c.impl.key} ({_us(min(st.proc_medians_ns))}-{_us(max(st.proc_medians_ns))})"
+        for c in cells
+        if (st := stats[c.impl.key]) is not None and min(st.proc_medians_ns) * NOISY_SPREAD < max(st.proc_medians_ns)
+    ]
+    if noisy:
+        lines.append("")
+        lines.append(
+            f"Noisy cells (per-process medians differ by more than {NOISY_SPREAD - 1:.0%}; re-run before "
+            f"trusting their ratios): {', '.join(noisy)}"
+        )
     lines.append("")
     lines.append("Decisions:")
     for cell in cells:
@@ -376,7 +388,14 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def render_header(args: argparse.Namespace) -> str:
+def _load() -> str:
+    try:
+        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def render_header(args: argparse.Namespace, load_before: str) -> str:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     title = "Warm-path benchmark" + (" (SMOKE: sizes too small, timings meaningless)" if args.smoke else "")
     return "\n".join(
@@ -387,7 +406,8 @@ def render_header(args: argparse.Namespace) -> str:
             f"per cell; warm-up >= {args.warmup_ms:g} ms on separate tokens"
             + (f"; pinned to CPU {args.cpu}" if args.cpu is not None else "")
             + (f"; idp_authorizer IDP_LOG_LEVEL={args.ours_log_level}" if args.ours_log_level else ""),
-            f"- machine: {_cpu_model()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}",
+            f"- machine: {_cpu_model()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}; "
+            f"load average (1/5/15 min) {load_before} before, {_load()} after",
             f"- Python {platform.python_version()}: cryptography {_version('cryptography')}, "
             f"PyJWT {_version('PyJWT')}, joserfc {_version('joserfc')}; "
             f"Node {_node_version()}: aws-jwt-verify {_aws_jwt_verify_version()}",
@@ -452,6 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     negative_classes: dict[str, Any] = meta.get("negatives", {})
     node_problem = ensure_node(not args.no_npm_install) if any(i.kind == "node" for i in args.impls) else None
 
+    load_before = _load()
     expected = args.count * args.rounds
     cells: dict[tuple[str, str], Cell] = {(a, i.key): Cell(i, a) for a in args.algs for i in args.impls}
     impls: list[Impl] = list(args.impls)
@@ -478,7 +499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 note = "" if st == "ok" else f": {str(rec.get('reason', ''))[:120]}"
                 print(f"  {alg:<6} proc {p + 1}/{args.procs} {impl.key:<16} {st}{note}", file=sys.stderr)
 
-    parts = [render_header(args)]
+    parts = [render_header(args, load_before)]
     for alg in args.algs:
         parts.append(render_alg(alg, [cells[(alg, i.key)] for i in impls]))
     report = "\n".join(parts)
