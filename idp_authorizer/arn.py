@@ -40,10 +40,29 @@ class ExecuteApiArn:
         return f"{self.api_prefix}/{verb}" if verb.startswith("$") else f"{self.api_prefix}/{verb}/{path}"
 
 
+_PARSED: dict[str, ExecuteApiArn | None] = {}
+_PARSED_MAX = 4096
+
+
 def parse_arn(value: object) -> ExecuteApiArn | None:
-    """Parse ``value`` as an execute-api ARN; ``None`` when it is not one."""
+    """Parse ``value`` as an execute-api ARN; ``None`` when it is not one.
+
+    A warm container sees the same few ARNs again and again (one per route), so results are
+    remembered; the memo is bounded and simply starts over when full.
+    """
     if not isinstance(value, str) or len(value) > 2048:
         return None
+    try:
+        return _PARSED[value]
+    except KeyError:
+        pass
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    parsed = _PARSED[value] = _parse(value)
+    return parsed
+
+
+def _parse(value: str) -> ExecuteApiArn | None:
     match = _ARN.fullmatch(value)
     if match is None:
         return None

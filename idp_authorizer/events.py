@@ -55,6 +55,7 @@ class Request:
     path: str
     """The concrete request path from the ARN (``/`` joined), for rules when no template is known."""
     token: str | None
+    """Printable ASCII without spaces; :func:`check_token_syntax` completes the check before verification."""
     request_id: str | None = None
 
     @property
@@ -197,6 +198,16 @@ def _bearer(raw: object) -> str:
 
 
 def _bare(raw: object) -> str:
-    if not isinstance(raw, str) or not raw or len(raw) > _MAX_HEADER or _B64TOKEN.fullmatch(raw) is None:
+    # Cheap checks here; the full RFC 6750 syntax is checked by check_token_syntax on a cache miss only,
+    # since a token found in the verdict cache passed it when it was first seen.
+    if not isinstance(raw, str) or not raw or len(raw) > _MAX_HEADER or not (raw.isascii() and raw.isprintable()):
+        raise InvalidToken("malformed_token", "token has characters a bearer token cannot have")
+    if " " in raw:
         raise InvalidToken("malformed_token", "token has characters a bearer token cannot have")
     return raw
+
+
+def check_token_syntax(token: str) -> None:
+    """Refuse a token that is not an RFC 6750 ``b64token`` (section 2.1)."""
+    if _B64TOKEN.fullmatch(token) is None:
+        raise InvalidToken("malformed_token", "token has characters a bearer token cannot have")

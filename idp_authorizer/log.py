@@ -1,8 +1,9 @@
 """Structured logs: one JSON object per line, on stdout where Lambda sends it to CloudWatch.
 
-Decision lines are written directly (not through :mod:`logging`) because they are on the hot path;
-other messages go through :mod:`logging` with :class:`JsonFormatter`. Neither ever carries a token,
-an Authorization header value or a secret: at most a short SHA-256 fingerprint of the token.
+Decision lines are written directly (not through :mod:`logging`) and formatted by hand because
+they are on the hot path; other messages go through :mod:`logging` with :class:`JsonFormatter`.
+Neither ever carries a token, an Authorization header value or a secret: at most the first 12 hex
+digits of the token's SHA-256.
 """
 
 from __future__ import annotations
@@ -11,9 +12,14 @@ import json
 import logging
 import sys
 import time
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from idp_authorizer.events import Request
+    from idp_authorizer.principal import Principal
 
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+_quote: Any = json.encoder.encode_basestring  # C-accelerated JSON string escape
 
 
 class JsonFormatter(logging.Formatter):
@@ -47,6 +53,10 @@ def configure_logging(level: str = "INFO", stream: IO[str] | None = None) -> Non
         logging.getLogger(name).setLevel(max(logging.WARNING, _LEVELS.get(level, 20)))
 
 
+def _str(value: str | None) -> str:
+    return "null" if value is None else str(_quote(value))
+
+
 class DecisionLog:
     """Writes the one decision line per request. ``stream`` is swappable for tests."""
 
@@ -59,35 +69,28 @@ class DecisionLog:
         *,
         outcome: str,
         code: str,
-        provider: str | None,
-        issuer: str | None,
-        kid: str | None,
+        principal: Principal | None,
         cache_hit: bool,
         latency_us: float,
         cold_start: bool,
-        request_id: str | None,
+        request: Request | None,
         fingerprint: str | None,
-        shape: str | None,
     ) -> None:
+        """One line: outcome, reason code, who (provider, issuer, kid), cache hit, latency, request id."""
         if not self.enabled:
             return
-        line = json.dumps(
-            {
-                "time": round(time.time(), 3),
-                "level": "INFO",
-                "logger": "idp_authorizer.decision",
-                "outcome": outcome,
-                "code": code,
-                "provider": provider,
-                "issuer": issuer,
-                "kid": kid,
-                "cache_hit": cache_hit,
-                "latency_us": round(latency_us, 1),
-                "cold_start": cold_start,
-                "request_id": request_id,
-                "token_fp": fingerprint,
-                "shape": shape,
-            },
-            separators=(",", ":"),
+        if principal is None:
+            who = '"provider":null,"issuer":null,"kid":null'
+        else:
+            provider, issuer = _quote(principal.provider), _quote(principal.issuer)
+            who = f'"provider":{provider},"issuer":{issuer},"kid":{_str(principal.kid)}'
+        line = (
+            f'{{"time":{time.time():.3f},"level":"INFO","logger":"idp_authorizer.decision",'
+            f'"outcome":"{outcome}","code":{_quote(code)},{who},'
+            f'"cache_hit":{"true" if cache_hit else "false"},"latency_us":{latency_us:.1f},'
+            f'"cold_start":{"true" if cold_start else "false"},'
+            f'"request_id":{_str(request.request_id if request else None)},'
+            f'"token_fp":{_str(fingerprint[:12] if fingerprint else None)},'
+            f'"shape":{_str(request.shape if request else None)}}}\n'
         )
-        (self.stream or sys.stdout).write(line + "\n")
+        (self.stream or sys.stdout).write(line)

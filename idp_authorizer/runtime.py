@@ -12,13 +12,13 @@ import hashlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from idp_authorizer.cache import BoundedMemoryCache
 from idp_authorizer.clock import Clock
 from idp_authorizer.errors import AuthorizerError, InvalidToken, UpstreamUnavailable
-from idp_authorizer.events import Request, TokenSource, parse_event
+from idp_authorizer.events import Request, TokenSource, check_token_syntax, parse_event
 from idp_authorizer.jwt import decompose, is_compact_jws
 from idp_authorizer.log import DecisionLog
 from idp_authorizer.outcome import Decision, Responder
@@ -61,6 +61,24 @@ class ProviderRouter:
         return provider
 
 
+@dataclass(slots=True)
+class Verdict:
+    """A verified principal as cached, with the responses already rendered for it, per request shape and ARN.
+
+    API Gateway sends the same few ARNs again and again, so a repeated token is usually answered with
+    a response rendered before: no rule matching, no policy building.
+    """
+
+    principal: Principal
+    responses: dict[tuple[str, str | None, str | None], tuple[Decision, dict[str, Any]]] = field(default_factory=dict)
+
+    def response_key(self, request: Request) -> tuple[str, str | None, str | None]:
+        return request.shape, request.arn.value if request.arn else None, request.template
+
+
+_MAX_RESPONSES_PER_VERDICT = 32
+
+
 class Authorizer:
     """Turns API Gateway authorizer events into responses. Build it once per container."""
 
@@ -84,6 +102,7 @@ class Authorizer:
         self._max_token_bytes = max_token_bytes
         self._log = decision_log or DecisionLog()
         self._clock = clock
+        self._cache_seconds = {p.name: p.cache_seconds for p in router.providers}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._cold = True
 
@@ -92,50 +111,49 @@ class Authorizer:
     def handle(self, event: object) -> dict[str, Any]:
         """Synchronous entry (Lambda). Enters the event loop only when the IdP must be asked."""
         started = time.perf_counter()
-        request, decision, fingerprint, token = self._begin(event)
-        cache_hit = decision is not None
+        request, fingerprint, known = self._lookup(event)
+        if known is not None:
+            return self._respond(request, known, fingerprint, True, started)
+        assert request is not None and request.token is not None and fingerprint is not None
+        decision = self._verify_local(request.token)
         if decision is None:
-            assert token is not None
-            decision = self._verify_local(token)
-            if decision is None:
-                decision = self._run(self._verify(token))
-            self._remember(fingerprint, decision)
-        return self._finish(request, decision, fingerprint, cache_hit, started)
+            decision = self._run(self._verify(request.token))
+        return self._respond(request, self._remember(fingerprint, decision), fingerprint, False, started)
 
     async def authorize(self, event: object) -> dict[str, Any]:
         """Asynchronous entry for async callers; same decisions as :meth:`handle`."""
         started = time.perf_counter()
-        request, decision, fingerprint, token = self._begin(event)
-        cache_hit = decision is not None
-        if decision is None:
-            assert token is not None
-            decision = self._verify_local(token) or await self._verify(token)
-            self._remember(fingerprint, decision)
-        return self._finish(request, decision, fingerprint, cache_hit, started)
+        request, fingerprint, known = self._lookup(event)
+        if known is not None:
+            return self._respond(request, known, fingerprint, True, started)
+        assert request is not None and request.token is not None and fingerprint is not None
+        decision = self._verify_local(request.token) or await self._verify(request.token)
+        return self._respond(request, self._remember(fingerprint, decision), fingerprint, False, started)
 
     # -- steps --------------------------------------------------------------------------------
 
-    def _begin(self, event: object) -> tuple[Request | None, Decision | None, str | None, str | None]:
-        """Parse the event and answer from the verdict cache when possible."""
+    def _lookup(self, event: object) -> tuple[Request | None, str | None, Verdict | Decision | None]:
+        """Parse the event; answer from the verdict cache, or say verification is needed (``None``)."""
         try:
             request = parse_event(event, self._sources)
         except InvalidToken as exc:
-            return None, Decision("invalid", exc.code), None, None
+            return None, None, Decision("invalid", exc.code)
         token = request.token
         if token is None:
-            return request, Decision("invalid", "missing_token"), None, None
+            return request, None, Decision("invalid", "missing_token")
         if len(token) > self._max_token_bytes:
-            return request, Decision("invalid", "token_too_large"), None, None
+            return request, None, Decision("invalid", "token_too_large")
         fingerprint = hashlib.sha256(token.encode()).hexdigest()
         cached = self.cache.get_fresh(fingerprint)
         if cached is None:
-            return request, None, fingerprint, token
-        if isinstance(cached, Principal):
-            return request, self._judge(request, cached), fingerprint, token
-        return request, Decision("invalid", str(cached)), fingerprint, token
+            return request, fingerprint, None
+        if type(cached) is Verdict:
+            return request, fingerprint, cached
+        return request, fingerprint, Decision("invalid", str(cached))
 
     def _verify_local(self, token: str) -> Decision | None:
         try:
+            check_token_syntax(token)
             principal = self.router.select(token).verify_local(token)
         except AuthorizerError as exc:
             return _failure(exc)
@@ -148,53 +166,65 @@ class Authorizer:
             return _failure(exc)
         return Decision("allow", "verified", principal)
 
-    def _judge(self, request: Request | None, decision_or_principal: Principal) -> Decision:
-        principal = decision_or_principal
-        if request is not None and self.responder.permits(request, principal):
-            return Decision("allow", "allowed", principal)
-        return Decision("deny", "insufficient_scope", principal)
-
-    def _remember(self, fingerprint: str | None, decision: Decision) -> None:
+    def _remember(self, fingerprint: str, decision: Decision) -> Verdict | Decision:
         """Cache a verdict until the earliest of the token's ``exp`` and the configured maximum."""
-        if fingerprint is None:
-            return
         now = self._clock()
         principal = decision.principal
         if principal is not None:
-            seconds = next((p.cache_seconds for p in self.router.providers if p.name == principal.provider), 0.0)
+            verdict = Verdict(principal)
+            seconds = self._cache_seconds.get(principal.provider, 0.0)
             if seconds > 0:
-                self.cache.put(fingerprint, principal, min(principal.expires_at, now + seconds))
-        elif decision.outcome == "invalid" and self._cache_policy.negative_seconds > 0:
+                self.cache.put(fingerprint, verdict, min(principal.expires_at, now + seconds))
+            return verdict
+        if decision.outcome == "invalid" and self._cache_policy.negative_seconds > 0:
             self.cache.put(fingerprint, decision.code, now + self._cache_policy.negative_seconds)
+        return decision
 
-    def _finish(
+    def _respond(
         self,
         request: Request | None,
-        decision: Decision,
+        known: Verdict | Decision,
         fingerprint: str | None,
         cache_hit: bool,
         started: float,
     ) -> dict[str, Any]:
-        if decision.principal is not None and decision.code == "verified":
-            decision = self._judge(request, decision.principal)
+        if type(known) is not Verdict:
+            assert isinstance(known, Decision)
+            self._log_decision(request, known, fingerprint, cache_hit, started)
+            return self.responder.render(request, known)
+        assert request is not None
+        key = known.response_key(request)
+        memo = known.responses.get(key)
+        if memo is None:
+            decision = self._judge(request, known.principal)
+            self._log_decision(request, decision, fingerprint, cache_hit, started)
+            response = self.responder.render(request, decision)
+            if len(known.responses) < _MAX_RESPONSES_PER_VERDICT:
+                known.responses[key] = (decision, response)
+            return response
+        self._log_decision(request, memo[0], fingerprint, cache_hit, started)
+        return memo[1]
+
+    def _judge(self, request: Request, principal: Principal) -> Decision:
+        if self.responder.permits(request, principal):
+            return Decision("allow", "allowed", principal)
+        return Decision("deny", "insufficient_scope", principal)
+
+    def _log_decision(
+        self, request: Request | None, decision: Decision, fingerprint: str | None, cache_hit: bool, started: float
+    ) -> None:
         principal = decision.principal
-        try:
-            return self.responder.render(request, decision)
-        finally:
-            self._log.write(
-                outcome=decision.outcome,
-                code=decision.code,
-                provider=principal.provider if principal else None,
-                issuer=principal.issuer if principal else None,
-                kid=principal.kid if principal else None,
-                cache_hit=cache_hit,
-                latency_us=(time.perf_counter() - started) * 1e6,
-                cold_start=self._cold,
-                request_id=request.request_id if request else None,
-                fingerprint=fingerprint[:12] if fingerprint else None,
-                shape=request.shape if request else None,
-            )
-            self._cold = False
+        self._log.write(
+            outcome=decision.outcome,
+            code=decision.code,
+            principal=principal,
+            cache_hit=cache_hit,
+            latency_us=(time.perf_counter() - started) * 1e6,
+            cold_start=self._cold,
+            request=request,
+            fingerprint=fingerprint,
+        )
+        self._cold = False
 
     def close(self) -> None:
         """Close HTTP sessions (tools and tests; a Lambda container just freezes)."""

@@ -3,7 +3,7 @@
 import pytest
 
 from idp_authorizer.errors import InvalidToken
-from idp_authorizer.events import TokenSource, parse_event
+from idp_authorizer.events import TokenSource, check_token_syntax, parse_event
 
 ARN = "arn:aws-cn:execute-api:cn-north-1:123456789012:api1/prod/GET/pets/7"
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
@@ -66,7 +66,8 @@ def test_bearer_scheme_case_insensitive_and_optional(value):
 @pytest.mark.parametrize("value", [f"Basic {TOKEN}", f"Bearer {TOKEN} extra", "Bearer", "", "Bearer a\x00b", "a,b"])
 def test_malformed_authorization_values_refused(value):
     with pytest.raises(InvalidToken):
-        parse_event({"type": "TOKEN", "authorizationToken": value, "methodArn": ARN})
+        token = parse_event({"type": "TOKEN", "authorizationToken": value, "methodArn": ARN}).token
+        check_token_syntax(token)
 
 
 @pytest.mark.parametrize("name", ["Authorization", "authorization", "AUTHORIZATION", "aUtHoRiZaTiOn"])
