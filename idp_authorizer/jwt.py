@@ -92,7 +92,9 @@ def check_header(header: Mapping[str, Any], algorithms: Collection[str], require
     if required_typ is not None:
         typ = header.get("typ")
         normalized = typ.lower().removeprefix("application/") if isinstance(typ, str) else None
-        if normalized != required_typ:
+        # RFC 9068 section 2.1 / RFC 7515 section 4.1.9: "at+jwt" and "application/at+jwt" are one type,
+        # compared case-insensitively, however the setting spells it.
+        if normalized != required_typ.lower().removeprefix("application/"):
             raise InvalidToken("wrong_typ", "token typ is not the required access-token type")
     return alg, kid
 
