@@ -158,7 +158,18 @@ def _context_value(value: object, nested: bool) -> Any:
 
 
 def within_budget(response: Mapping[str, Any]) -> bool:
-    """Whether the serialized result fits API Gateway's limit with margin."""
+    """Whether the serialized result fits API Gateway's limit with margin.
+
+    A cheap upper estimate first (every context value is capped, so the count is bounded); the
+    exact serialization only when the estimate comes near the budget.
+    """
+    statements = response.get("policyDocument", {}).get("Statement", ())
+    estimate = 256 + sum(len(resource) + 4 for s in statements for resource in s["Resource"])
+    for key, value in response.get("context", {}).items():
+        # JSON escaping can grow a string up to six times (\uXXXX); other values are capped when built.
+        estimate += len(key) + 8 + (6 * len(value) if isinstance(value, str) else _CONTEXT_VALUE_BUDGET)
+    if estimate <= RESULT_BUDGET:
+        return True
     return len(json.dumps(response, separators=(",", ":"))) <= RESULT_BUDGET
 
 
