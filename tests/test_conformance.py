@@ -22,6 +22,7 @@ from oidc_op import (
     CLIENT_POST,
     CLIENT_READ_ONLY,
     JWT_RESOURCES,
+    RESOURCE_OPAQUE,
     RESOURCE_RS256,
     RESOURCE_SHORT,
     OidcOp,
@@ -31,6 +32,7 @@ from oidc_op import (
 )
 
 from idp_authorizer import handler
+from idp_authorizer.devidp import DevIdp
 from idp_authorizer.runtime import Authorizer
 
 pytestmark = pytest.mark.conformance
@@ -275,3 +277,173 @@ def test_new_kid_refetch_drops_the_removed_key_at_once(oidc_op_private: OidcOp, 
     for _ in range(5):
         assert call(token_event(old_token)) == "401"
     assert store.fetches == 3
+
+
+# ----------------------------------------------------------------------------------------------
+# Introspection provider (RFC 7662), opaque access tokens
+
+
+def introspection_context(op: OidcOp, client_id: str, scope: str, provider: str = "introspection") -> dict[str, Any]:
+    # oidc-provider's introspection of a client_credentials token has no ``sub``: the client is the subject.
+    return op_context(op, client_id, scope, provider)
+
+
+@needs_introspection
+@pytest.mark.parametrize("authorizer_client", [CLIENT_BASIC, CLIENT_POST], ids=lambda c: c.auth_method)
+def test_opaque_token_allowed(oidc_op: OidcOp, configure: Configure, authorizer_client: Any) -> None:
+    configure(introspection_env(oidc_op, authorizer_client))
+    token = oidc_op.token(CLIENT_BASIC, RESOURCE_OPAQUE, "read write")
+    assert "sub" not in oidc_op.introspect(token)  # what the OP answers, as the product must handle it
+    assert call(token_event(token)) == allow_policy(
+        "op-basic-client", introspection_context(oidc_op, "op-basic-client", "read write")
+    )
+    assert call(v2_event(token)) == {
+        "isAuthorized": True,
+        "context": introspection_context(oidc_op, "op-basic-client", "read write"),
+    }
+
+
+@needs_introspection
+def test_explicit_introspection_url_without_discovery(oidc_op: OidcOp, configure: Configure) -> None:
+    env = introspection_env(oidc_op, IDP_INTROSPECTION_URL=oidc_op.introspection_endpoint)
+    del env["IDP_ISSUER"]
+    configure(env)
+    response = call(token_event(oidc_op.token(CLIENT_BASIC, RESOURCE_OPAQUE, "read")))
+    assert isinstance(response, dict) and response["principalId"] == "op-basic-client"
+    assert response["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+
+
+@needs_introspection
+def test_opaque_token_with_audience_check(oidc_op: OidcOp, configure: Configure) -> None:
+    configure(introspection_env(oidc_op, IDP_AUDIENCE=RESOURCE_OPAQUE))
+    assert call(token_event(oidc_op.token(CLIENT_POST, RESOURCE_OPAQUE, "read"))) != "401"
+    # Another resource's opaque token (aud urn:test:opaque:ttl:600), and one with no aud at all.
+    assert call(token_event(oidc_op.token(CLIENT_POST, ttl_resource("opaque", 600), "read"))) == "401"
+    assert call(token_event(oidc_op.token(CLIENT_POST, None, "read"))) == "401"
+
+
+@needs_introspection
+def test_unknown_and_jwt_tokens_refused_by_introspection(oidc_op: OidcOp, configure: Configure) -> None:
+    configure(introspection_env(oidc_op))
+    assert call(token_event("NotAToken0123456789abcdefghijklmnopqrstuvwx")) == "401"  # {"active": false}
+    # oidc-provider answers 400 unsupported_token_type for its own JWTs: a refused token, not an outage.
+    assert call(token_event(oidc_op.token(CLIENT_BASIC, RESOURCE_RS256, "read"))) == "401"
+
+
+@needs_introspection
+def test_bad_client_credentials_fail_closed(oidc_op: OidcOp, configure: Configure) -> None:
+    from idp_authorizer.errors import AuthorizerUnavailable
+
+    configure(introspection_env(oidc_op, IDP_CLIENT_SECRET="wrong-secret"))  # the OP answers 401 invalid_client
+    token = oidc_op.token(CLIENT_BASIC, RESOURCE_OPAQUE, "read")
+    with pytest.raises(AuthorizerUnavailable):
+        handler.handler(token_event(token), None)
+
+
+@needs_introspection
+def test_revoked_token_refused_once_the_cache_window_passed(oidc_op: OidcOp, configure: Configure) -> None:
+    window = 1.0
+    configure(introspection_env(oidc_op, IDP_INTROSPECTION_CACHE_SECONDS=str(window)))
+    token = oidc_op.token(CLIENT_POST, RESOURCE_OPAQUE, "read")
+    expected = allow_policy("op-post-client", introspection_context(oidc_op, "op-post-client", "read"))
+    assert call(token_event(token)) == expected
+    cached_at = time.monotonic()
+    oidc_op.revoke(token, CLIENT_POST)
+    assert oidc_op.introspect(token) == {"active": False}
+    # Within the window the cached verdict stands (the documented cost of caching introspection).
+    assert time.monotonic() - cached_at < window, "machine too slow for the cache window"
+    assert call(token_event(token)) == expected
+    time.sleep(max(0.0, cached_at + window - time.monotonic()) + 0.1)
+    assert call(token_event(token)) == "401"
+    assert call(v2_event(token)) == {"isAuthorized": False}
+
+
+@needs_introspection
+def test_opaque_token_refused_after_expiry(oidc_op: OidcOp, configure: Configure) -> None:
+    configure(introspection_env(oidc_op, IDP_INTROSPECTION_CACHE_SECONDS="300"))
+    token = oidc_op.token(CLIENT_BASIC, ttl_resource("opaque", 1), "read")
+    exp = oidc_op.introspect(token)["exp"]
+    assert call(token_event(token)) != "401"
+    time.sleep(max(0.0, exp - time.time()) + 0.05)
+    assert call(token_event(token)) == "401"  # the cached verdict never outlives exp
+
+
+@needs_introspection
+def test_read_only_client_denied_where_write_is_required_opaque(oidc_op: OidcOp, configure: Configure) -> None:
+    configure(introspection_env(oidc_op, IDP_ROUTES=json.dumps({"GET /pets": ["write"]})))
+    token = oidc_op.token(CLIENT_READ_ONLY, RESOURCE_OPAQUE, "read")
+    assert call(token_event(token)) == {
+        "principalId": "op-read-only-client",
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": [f"{API}/GET/pets"]}],
+        },
+        "context": introspection_context(oidc_op, "op-read-only-client", "read"),
+    }
+    assert call(v2_event(token)) == {"isAuthorized": False}
+    writer = oidc_op.token(CLIENT_BASIC, RESOURCE_OPAQUE, "write")
+    assert call(token_event(writer)) == allow_policy(
+        "op-basic-client", introspection_context(oidc_op, "op-basic-client", "write"), [f"{API}/GET/pets"]
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Several providers at once
+
+
+@needs_introspection
+def test_several_providers_each_token_routed_to_its_own(oidc_op: OidcOp, dev_idp: DevIdp, configure: Configure) -> None:
+    providers = [
+        {
+            "name": "op-jwt",
+            "provider": "oidc",
+            "issuer": oidc_op.issuer,
+            "audience": [RESOURCE_RS256, JWT_RESOURCES["ES256"]],
+            "algorithms": ["RS256", "ES256", "PS256"],
+            "required_typ": "at+jwt",
+        },
+        {
+            "name": "op-opaque",
+            "provider": "introspection",
+            "issuer": oidc_op.issuer,
+            "client_id": CLIENT_POST.client_id,
+            "client_secret": CLIENT_POST.client_secret,
+            "client_auth": "client_secret_post",
+        },
+        {
+            "name": "dev",
+            "provider": "oidc",
+            "issuer": dev_idp.issuer,
+            "audience": [dev_idp.audience],
+            "algorithms": ["ES256", "EdDSA"],
+        },
+    ]
+    authorizer = configure(
+        {"IDP_PROVIDERS": json.dumps(providers), "IDP_ALLOW_LOOPBACK_HTTP": "true", "IDP_RESPONSE": "auto"}
+    )
+    assert [p.name for p in authorizer.router.providers] == ["op-jwt", "op-opaque", "dev"]
+
+    jwt_token = oidc_op.token(CLIENT_BASIC, JWT_RESOURCES["ES256"], "read")
+    opaque = oidc_op.token(CLIENT_READ_ONLY, RESOURCE_OPAQUE, "read")
+    dev_token = dev_idp.mint(alg="EdDSA", scope="read write")
+    assert call(token_event(jwt_token)) == allow_policy(
+        "op-basic-client", op_context(oidc_op, "op-basic-client", "read", "op-jwt")
+    )
+    assert call(token_event(opaque)) == allow_policy(
+        "op-read-only-client", introspection_context(oidc_op, "op-read-only-client", "read", "op-opaque")
+    )
+    assert call(v2_event(dev_token)) == {
+        "isAuthorized": True,
+        "context": {
+            "sub": "user-123",
+            "iss": dev_idp.issuer,
+            "scope": "read write",
+            "provider": "dev",
+            "client_id": "demo-client",
+        },
+    }
+    # Each provider keeps its own rules: an OP JWT for an audience only the OP provider lacks, a dev
+    # token with an algorithm only the OP provider allows, a JWT from an issuer nobody trusts.
+    assert call(token_event(oidc_op.token(CLIENT_BASIC, JWT_RESOURCES["PS256"], "read"))) == "401"
+    assert call(token_event(dev_idp.mint(alg="RS256"))) == "401"
+    assert call(token_event(dev_idp.mint(alg="ES256", iss="https://stranger.example"))) == "401"
