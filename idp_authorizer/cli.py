@@ -1,4 +1,6 @@
-"""``idp-authorizer``: the command line. ``dev-idp`` runs the local IdP; ``demo`` shows decisions.
+"""``idp-authorizer``: the command line.
+
+``dev-idp`` runs the local IdP; ``demo`` shows decisions; ``package`` builds the Lambda zip.
 
 Nothing here is imported by the Lambda handler.
 """
@@ -25,9 +27,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     dev.add_argument("--port", type=int, default=8765)
     dev.add_argument("--audience", default=DEMO_AUDIENCE)
     commands.add_parser("demo", help="start the dev IdP in-process and print decisions for each event shape")
+    _package_arguments(commands.add_parser("package", help="build the Lambda deployment zip from manylinux wheels"))
     args = parser.parse_args(argv)
-    command: Callable[[argparse.Namespace], int] = {"dev-idp": _dev_idp, "demo": _demo}[args.command]
+    command: Callable[[argparse.Namespace], int] = {"dev-idp": _dev_idp, "demo": _demo, "package": _package}[
+        args.command
+    ]
     return command(args)
+
+
+def _package_arguments(parser: argparse.ArgumentParser) -> None:
+    from idp_authorizer.package import ARCHES, PYTHONS
+
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    parser.add_argument("--arch", choices=sorted(ARCHES), default="x86_64", help="Lambda architecture")
+    parser.add_argument("--python", choices=PYTHONS, default=here if here in PYTHONS else "3.12", help="runtime")
+    parser.add_argument("--with", dest="extras", default="", help="optional cache clients: redis,memcached")
+    parser.add_argument("--out", default="dist", help="output folder (default dist/)")
+    parser.add_argument("--interpreter", help="a Python of the target version to compile .pyc with")
+    parser.add_argument("--no-compile", action="store_true", help="ship sources only, no .pyc")
+
+
+def _package(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from idp_authorizer.package import build
+
+    extras = [part.strip() for part in args.extras.split(",") if part.strip()]
+    try:
+        result = build(
+            args.arch,
+            args.python,
+            extras=extras,
+            out_dir=Path(args.out),
+            interpreter=args.interpreter,
+            compile_bytecode=not args.no_compile,
+        )
+    except (ValueError, RuntimeError) as exc:
+        print(f"package: {exc}", file=sys.stderr)
+        return 1
+    print(result.report())
+    return 0
 
 
 def _dev_idp(args: argparse.Namespace) -> int:
