@@ -264,6 +264,8 @@ def check_record(cell: Cell, record: dict[str, Any], expected: int, negative_cla
     if record.get("status") == "error":
         cell.problems.append(f"crashed: {record.get('reason', '')}")
         return
+    if record.get("status") == "n/a" and cell.ok_records:
+        cell.problems.append(f"inconsistent: ran in another process, n/a in this one: {record.get('reason', '')}")
     if record.get("status") != "ok":
         return
     ok, failed = int(record.get("ok", -1)), int(record.get("failed", -1))
