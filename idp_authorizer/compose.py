@@ -18,6 +18,7 @@ from idp_authorizer.runtime import Authorizer, CachePolicy, ProviderRouter
 from idp_authorizer.settings import ProviderConfig, Settings
 
 if TYPE_CHECKING:
+    from idp_authorizer.metrics import Metrics
     from idp_authorizer.provider import Provider
 
 
@@ -25,12 +26,19 @@ def build_authorizer(settings: Settings, *, clock: Clock = time.time, http: Http
     """Build every collaborator from ``settings``; raises :class:`ConfigurationError` for a bad value."""
     if not settings.cache_url.startswith("memory://"):
         raise ConfigurationError("configuration_error", "IDP_CACHE_URL: only memory:// is supported by this build")
+    metrics: Metrics | None = None
+    if settings.metrics:
+        from idp_authorizer.metrics import instrument
+
+        metrics, http = instrument(settings, http, clock)
     http = http or HttpClient(
         timeout=settings.http_timeout_seconds,
         connect_timeout=settings.http_connect_timeout_seconds,
         max_bytes=settings.http_max_response_bytes,
     )
     providers = [build_provider(config, settings, http, clock) for config in settings.provider_configs()]
+    if metrics is not None:
+        metrics.watch_providers(providers)
     names = [p.name for p in providers]
     if len(set(names)) != len(names):
         raise ConfigurationError("configuration_error", "IDP_PROVIDERS: give each provider a distinct name")
@@ -48,6 +56,7 @@ def build_authorizer(settings: Settings, *, clock: Clock = time.time, http: Http
         cache_policy=CachePolicy(negative_seconds=settings.negative_cache_seconds),
         max_token_bytes=settings.max_token_bytes,
         decision_log=DecisionLog(settings.log_level),
+        metrics=metrics,
         clock=clock,
     )
 

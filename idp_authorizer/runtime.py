@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from idp_authorizer.cache import BoundedMemoryCache
 from idp_authorizer.clock import Clock
@@ -24,6 +24,9 @@ from idp_authorizer.log import DecisionLog
 from idp_authorizer.outcome import Decision, Responder
 from idp_authorizer.principal import Principal
 from idp_authorizer.provider import Provider
+
+if TYPE_CHECKING:
+    from idp_authorizer.metrics import Metrics
 
 logger = logging.getLogger("idp_authorizer.runtime")
 
@@ -92,6 +95,7 @@ class Authorizer:
         cache_policy: CachePolicy = CachePolicy(),
         max_token_bytes: int = 10 * 1024,
         decision_log: DecisionLog | None = None,
+        metrics: Metrics | None = None,
         clock: Clock = time.time,
     ) -> None:
         self.router = router
@@ -101,6 +105,7 @@ class Authorizer:
         self._cache_policy = cache_policy
         self._max_token_bytes = max_token_bytes
         self._log = decision_log or DecisionLog()
+        self.metrics = metrics
         self._clock = clock
         self._cache_seconds = {p.name: p.cache_seconds for p in router.providers}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -225,6 +230,8 @@ class Authorizer:
             fingerprint=fingerprint,
         )
         self._cold = False
+        if self.metrics is not None:  # IDP_METRICS; when off, this check is all the hot path pays
+            self.metrics.flush(decision, cache_hit, fingerprint is not None, started)
 
     def close(self) -> None:
         """Close HTTP sessions (tools and tests; a Lambda container just freezes)."""

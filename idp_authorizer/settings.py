@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     max_token_bytes: int = Field(10 * 1024, ge=64)
     allow_loopback_http: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    metrics: bool = False
+    """One CloudWatch Embedded Metric Format line per invocation (see :mod:`idp_authorizer.metrics`)."""
+    metrics_namespace: str = Field("IdpAuthorizer", pattern=r"^[A-Za-z0-9 ._#:/-]{1,255}$")
 
     _lists = field_validator("audience", "algorithms", "required_scopes", "context_claims", mode="before")(_split)
 
@@ -152,6 +155,13 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("metrics_namespace")
+    @classmethod
+    def _not_aws(cls, value: str) -> str:
+        if value.startswith("AWS/"):
+            raise ValueError("the AWS/ namespace prefix is reserved for AWS services")
+        return value
 
     @field_validator("token_sources", mode="before")
     @classmethod
