@@ -88,10 +88,27 @@ def parse_event(event: object, sources: Sequence[TokenSource] = DEFAULT_SOURCES)
         raise InvalidToken("malformed_event", "event is not an object")
     shape = detect_shape(event)
     arn = parse_arn(event.get("routeArn" if shape == "http-v2" else "methodArn"))
+    if arn is None:
+        # API Gateway always sends one; without it no policy can be scoped and no route rule applied.
+        raise InvalidToken("malformed_event", "event has no valid methodArn/routeArn")
     method, template = _route(event, shape, arn)
-    path = "/" + arn.path if arn is not None else ""
+    path = "/" + arn.path
     token = _token(event, shape, sources)
     return Request(shape, arn, method, template, path, token, _request_id(event))
+
+
+def refused_request(event: object) -> Request | None:
+    """A bare :class:`Request` for an event :func:`parse_event` refused, when its shape is still known.
+
+    It carries no ARN and no token: only what the responder needs to answer in the event's own form
+    (``{"isAuthorized": false}`` for payload 2.0 with simple responses, the 401 otherwise).
+    """
+    if not isinstance(event, Mapping):
+        return None
+    try:
+        return Request(detect_shape(event), None, "", None, "", None, _request_id(event))
+    except InvalidToken:
+        return None
 
 
 def _route(event: Mapping[str, Any], shape: Shape, arn: ExecuteApiArn | None) -> tuple[str, str | None]:
@@ -117,7 +134,9 @@ def _route(event: Mapping[str, Any], shape: Shape, arn: ExecuteApiArn | None) ->
 def _request_id(event: Mapping[str, Any]) -> str | None:
     context = event.get("requestContext")
     value = context.get("requestId") if isinstance(context, Mapping) else None
-    return value if isinstance(value, str) and len(value) <= 128 else None
+    # Logged as is: printable ASCII only (API Gateway sends UUIDs), so no control character or lone
+    # surrogate reaches the log stream.
+    return value if isinstance(value, str) and len(value) <= 128 and value.isascii() and value.isprintable() else None
 
 
 def _token(event: Mapping[str, Any], shape: Shape, sources: Sequence[TokenSource]) -> str | None:

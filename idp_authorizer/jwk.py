@@ -31,6 +31,7 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 )
 _EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 _MIN_RSA_BITS = 2048
+_ASYMMETRIC_KTY = frozenset({"RSA", "EC", "OKP"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,25 +54,31 @@ class NotForUsError(UnusableKeyError):
 def build_key(jwk: Mapping[str, Any], algorithms: Collection[str]) -> VerifyingKey:
     """Resolve one JWK into a :class:`VerifyingKey` for the allowed ``algorithms``."""
     kid = jwk.get("kid")
-    if not isinstance(kid, str) or not kid or len(kid) > 256:
-        raise UnusableKeyError("missing or oversized kid")
+    # Printable: the kid of a verified token is logged, and a lone surrogate cannot be written out.
+    if not isinstance(kid, str) or not kid or len(kid) > 256 or not kid.isprintable():
+        raise UnusableKeyError("missing, oversized or unprintable kid")
+    kty = jwk.get("kty")
+    # Checked before joserfc sees the key: symmetric keys never come from a key set (no HMAC with a
+    # public key), and a non-string kty makes joserfc's registry lookup raise TypeError.
+    if not isinstance(kty, str) or kty not in _ASYMMETRIC_KTY:
+        raise UnusableKeyError("kty is not RSA, EC or OKP")
     if jwk.get("use", "sig") != "sig":
         raise UnusableKeyError("use is not sig")
     ops = jwk.get("key_ops")
     if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
         raise UnusableKeyError("key_ops lacks verify")
     declared = jwk.get("alg")
-    if declared is not None and declared not in algorithms:
+    if declared is not None and (not isinstance(declared, str) or declared not in algorithms):
         raise NotForUsError("alg not allowed")
     try:
         key = JWKRegistry.import_key(dict(jwk))
     except (JoseError, ValueError, TypeError, KeyError) as exc:
-        raise UnusableKeyError(f"invalid {jwk.get('kty')!s:.8} key") from exc
+        raise UnusableKeyError(f"invalid {kty} key") from exc
     wanted = [alg for alg in algorithms if declared is None or alg == declared]
     verifiers = {alg: verifier for alg in wanted if (verifier := _verifier(key, alg)) is not None}
     if not verifiers:
         raise NotForUsError("no allowed algorithm fits the key")
-    return VerifyingKey(kid, str(jwk.get("kty")), verifiers)
+    return VerifyingKey(kid, kty, verifiers)
 
 
 def build_key_set(document: Mapping[str, Any], algorithms: Collection[str]) -> dict[str, VerifyingKey]:

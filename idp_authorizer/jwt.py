@@ -112,11 +112,13 @@ def _number(claims: Mapping[str, Any], name: str, *, required: bool) -> float | 
         if name in claims:
             raise InvalidToken(f"invalid_{name}", f"{name} is null")
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    # An int beyond the float range (10**400) overflows math.isfinite and float(): not a NumericDate either.
+    number = float(value) if isinstance(value, float) or (isinstance(value, int) and abs(value) < 2**63) else None
+    if isinstance(value, bool) or number is None or not math.isfinite(number):
         raise InvalidToken(
             f"invalid_{name}" if value is not None else f"missing_{name}", f"{name} is not a NumericDate"
         )
-    return float(value)
+    return number
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from idp_authorizer.cache import BoundedMemoryCache
 from idp_authorizer.clock import Clock
 from idp_authorizer.errors import AuthorizerError, InvalidToken, UpstreamUnavailable
-from idp_authorizer.events import Request, TokenSource, check_token_syntax, parse_event
+from idp_authorizer.events import Request, TokenSource, check_token_syntax, parse_event, refused_request
 from idp_authorizer.jwt import decompose, is_compact_jws
 from idp_authorizer.log import DecisionLog
 from idp_authorizer.outcome import Decision, Responder
@@ -73,10 +73,13 @@ class Verdict:
     """
 
     principal: Principal
-    responses: dict[tuple[str, str | None, str | None], tuple[Decision, dict[str, Any]]] = field(default_factory=dict)
+    responses: dict[tuple[str, str | None, str, str | None], tuple[Decision, dict[str, Any]]] = field(
+        default_factory=dict
+    )
 
-    def response_key(self, request: Request) -> tuple[str, str | None, str | None]:
-        return request.shape, request.arn.value if request.arn else None, request.template
+    def response_key(self, request: Request) -> tuple[str, str | None, str, str | None]:
+        # Every field the route rules read: the method too, which comes from httpMethod/routeKey, not the ARN.
+        return request.shape, request.arn.value if request.arn else None, request.method, request.template
 
 
 _MAX_RESPONSES_PER_VERDICT = 32
@@ -142,7 +145,8 @@ class Authorizer:
         try:
             request = parse_event(event, self._sources)
         except InvalidToken as exc:
-            return None, None, Decision("invalid", exc.code)
+            # Keep the shape when it is known, so a 2.0 simple-response event is refused in its own form.
+            return refused_request(event), None, Decision("invalid", exc.code)
         token = request.token
         if token is None:
             return request, None, Decision("invalid", "missing_token")
