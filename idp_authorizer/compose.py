@@ -1,11 +1,14 @@
 """The composition root: settings in, a ready :class:`Authorizer` out. No I/O here.
 
-Each provider kind's driver is imported only when configured, so a cold start pays for one driver.
+Each provider kind's driver is imported only when configured, so a cold start pays for one driver;
+the shared cache tier's client library (redis, aiomcache) only when ``IDP_CACHE_URL`` names it.
 """
 
 from __future__ import annotations
 
+import functools
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from idp_authorizer.cache import BoundedMemoryCache
@@ -16,16 +19,46 @@ from idp_authorizer.log import DecisionLog
 from idp_authorizer.outcome import Responder
 from idp_authorizer.runtime import Authorizer, CachePolicy, ProviderRouter
 from idp_authorizer.settings import ProviderConfig, Settings
+from idp_authorizer.shared_cache import SharedDocuments, SharedTier, open_shared_tier
 
 if TYPE_CHECKING:
     from idp_authorizer.metrics import Metrics
     from idp_authorizer.provider import Provider
+    from providers.oidc import Discovery
+
+
+@dataclass
+class Collaborators:
+    """What every provider of one authorizer shares: settings, HTTP client, clock and both cache tiers."""
+
+    settings: Settings
+    http: HttpClient
+    clock: Clock
+    cache: BoundedMemoryCache
+    shared: SharedTier | None = None
+    _discoveries: dict[str, Discovery] = field(default_factory=dict)
+
+    def documents(self, kind: str) -> SharedDocuments | None:
+        return SharedDocuments(self.shared, kind) if self.shared is not None else None
+
+    def discovery(self, issuer: str) -> Discovery:
+        """One discovery document per issuer, however many providers read it (JWT keys, introspection)."""
+        from providers.oidc import Discovery
+
+        if issuer not in self._discoveries:
+            self._discoveries[issuer] = Discovery(
+                self.http,
+                issuer,
+                max_age=self.settings.jwks_max_age_seconds,
+                allow_loopback_http=self.settings.allow_loopback_http,
+                clock=self.clock,
+                shared=self.documents("discovery"),
+            )
+        return self._discoveries[issuer]
 
 
 def build_authorizer(settings: Settings, *, clock: Clock = time.time, http: HttpClient | None = None) -> Authorizer:
     """Build every collaborator from ``settings``; raises :class:`ConfigurationError` for a bad value."""
-    if not settings.cache_url.startswith("memory://"):
-        raise ConfigurationError("configuration_error", "IDP_CACHE_URL: only memory:// is supported by this build")
     metrics: Metrics | None = None
     if settings.metrics:
         from idp_authorizer.metrics import instrument
@@ -36,15 +69,12 @@ def build_authorizer(settings: Settings, *, clock: Clock = time.time, http: Http
         connect_timeout=settings.http_connect_timeout_seconds,
         max_bytes=settings.http_max_response_bytes,
     )
-    providers = [build_provider(config, settings, http, clock) for config in settings.provider_configs()]
+    cache = BoundedMemoryCache(max_entries=settings.cache_max_entries, clock=clock)
+    parts = Collaborators(settings, http, clock, cache, open_shared_tier(settings.cache_url, clock=clock))
+    providers = [build_provider(config, parts) for config in settings.provider_configs()]
     if metrics is not None:
         metrics.watch_providers(providers)
-    names = [p.name for p in providers]
-    if len(set(names)) != len(names):
-        raise ConfigurationError("configuration_error", "IDP_PROVIDERS: give each provider a distinct name")
-    issuers = [p.issuer for p in providers if p.issuer is not None]
-    if len(set(issuers)) != len(issuers):
-        raise ConfigurationError("configuration_error", "IDP_PROVIDERS: each issuer may have one provider only")
+    _check_distinct(providers)
     responder = Responder(
         settings.route_table(), settings.response, settings.context_claims, settings.usage_identifier_claim
     )
@@ -52,7 +82,7 @@ def build_authorizer(settings: Settings, *, clock: Clock = time.time, http: Http
         ProviderRouter(providers),
         responder,
         sources=settings.token_sources,
-        cache=BoundedMemoryCache(max_entries=settings.cache_max_entries, clock=clock),
+        cache=cache,
         cache_policy=CachePolicy(negative_seconds=settings.negative_cache_seconds),
         max_token_bytes=settings.max_token_bytes,
         decision_log=DecisionLog(settings.log_level),
@@ -61,18 +91,58 @@ def build_authorizer(settings: Settings, *, clock: Clock = time.time, http: Http
     )
 
 
-def build_provider(config: ProviderConfig, settings: Settings, http: HttpClient, clock: Clock) -> Provider:
+def _check_distinct(providers: list[Provider]) -> None:
+    names = [p.name for p in providers]
+    if len(set(names)) != len(names):
+        raise ConfigurationError("configuration_error", "IDP_PROVIDERS: give each provider a distinct name")
+    issuers = [p.issuer for p in providers if p.issuer is not None]
+    if len(set(issuers)) != len(issuers):
+        raise ConfigurationError("configuration_error", "IDP_PROVIDERS: each issuer may have one provider only")
+    if len(providers) - len(issuers) > 1:
+        # Opaque tokens carry nothing to choose between two introspection endpoints by.
+        raise ConfigurationError("configuration_error", "IDP_PROVIDERS: configure one introspection provider at most")
+
+
+def build_provider(config: ProviderConfig, parts: Collaborators) -> Provider:
     """One provider driver, imported lazily by kind."""
     if config.provider == "introspection":
-        raise ConfigurationError("configuration_error", "IDP_PROVIDER: introspection is not available in this build")
-    return _jwt_provider(config, settings, http, clock)
+        return _introspection_provider(config, parts)
+    return _jwt_provider(config, parts)
 
 
-def _jwt_provider(config: ProviderConfig, settings: Settings, http: HttpClient, clock: Clock) -> Provider:
+def _introspection_provider(config: ProviderConfig, parts: Collaborators) -> Provider:
+    from providers.introspection import ClientCredentials, Endpoint, IntrospectionProvider, IntrospectionRules
+
+    settings = parts.settings
+    assert config.client_id is not None and config.client_secret is not None
+    endpoint: Endpoint
+    if config.introspection_url is not None:
+        loopback = settings.allow_loopback_http
+        endpoint = check_url(config.introspection_url, "IDP_INTROSPECTION_URL", allow_loopback_http=loopback)
+    else:
+        assert config.issuer is not None
+        endpoint = functools.partial(parts.discovery(config.issuer).endpoint, "introspection_endpoint")
+    credentials = ClientCredentials(config.client_id, config.client_secret.get_secret_value(), config.client_auth)
+    return IntrospectionProvider(
+        config.label,
+        parts.http,
+        endpoint,
+        credentials,
+        IntrospectionRules(config.issuer, frozenset(config.audience), settings.leeway_seconds),
+        cache=parts.cache,
+        shared=parts.shared,
+        cache_seconds=settings.introspection_cache_seconds,
+        negative_seconds=settings.negative_cache_seconds,
+        clock=parts.clock,
+    )
+
+
+def _jwt_provider(config: ProviderConfig, parts: Collaborators) -> Provider:
     from idp_authorizer.jwks import JwksStore, KeySetPolicy
     from idp_authorizer.jwt import ClaimRules
     from providers.jwks import JwksProvider
 
+    settings = parts.settings
     loopback = settings.allow_loopback_http
     if config.provider == "auth0":
         from providers.auth0 import auth0_issuer, auth0_jwks_url
@@ -84,14 +154,9 @@ def _jwt_provider(config: ProviderConfig, settings: Settings, http: HttpClient, 
             raise ConfigurationError("configuration_error", str(exc)) from None
         source: object = url
     elif config.provider == "oidc" and config.jwks_url is None:
-        from providers.oidc import Discovery
-
         assert config.issuer is not None
         issuer = config.issuer
-        discovery = Discovery(
-            http, issuer, max_age=settings.jwks_max_age_seconds, allow_loopback_http=loopback, clock=clock
-        )
-        source = discovery.jwks_uri
+        source = parts.discovery(issuer).jwks_uri
     else:
         assert config.issuer is not None and config.jwks_url is not None
         issuer = config.issuer
@@ -101,7 +166,14 @@ def _jwt_provider(config: ProviderConfig, settings: Settings, http: HttpClient, 
         cooldown=settings.jwks_cooldown_seconds,
         stale_seconds=settings.jwks_stale_seconds,
     )
-    store = JwksStore(http, source, config.algorithms, policy, clock)  # type: ignore[arg-type]
+    store = JwksStore(
+        parts.http,
+        source,  # type: ignore[arg-type]
+        config.algorithms,
+        policy,
+        parts.clock,
+        shared=parts.documents("jwks"),
+    )
     rules = ClaimRules(issuer, frozenset(config.audience), settings.leeway_seconds)
     return JwksProvider(
         config.label,
@@ -110,5 +182,5 @@ def _jwt_provider(config: ProviderConfig, settings: Settings, http: HttpClient, 
         config.algorithms,
         required_typ=config.required_typ,
         cache_seconds=settings.token_cache_seconds,
-        clock=clock,
+        clock=parts.clock,
     )

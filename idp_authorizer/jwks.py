@@ -16,11 +16,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from idp_authorizer.clock import Clock
 from idp_authorizer.errors import InvalidToken, UpstreamUnavailable
 from idp_authorizer.http import HttpClient
 from idp_authorizer.jwk import VerifyingKey, build_key_set
+
+if TYPE_CHECKING:
+    from idp_authorizer.shared_cache import SharedDocuments
 
 logger = logging.getLogger("idp_authorizer.jwks")
 
@@ -45,8 +49,11 @@ class JwksStore:
         algorithms: Collection[str],
         policy: KeySetPolicy = KeySetPolicy(),
         clock: Clock = time.time,
+        *,
+        shared: SharedDocuments | None = None,
     ) -> None:
         self._http = http
+        self._shared = shared
         self._url = url
         self._algorithms = frozenset(algorithms)
         self._policy = policy
@@ -105,9 +112,11 @@ class JwksStore:
                 self._inflight = None
 
     async def _fetch(self) -> None:
-        self.fetches += 1
         try:
             url = self._url if isinstance(self._url, str) else await self._url()
+            if await self._hydrate_shared(url):
+                return
+            self.fetches += 1
             response = await self._http.get_json(url)
             try:
                 keys = build_key_set(response.body, self._algorithms)
@@ -122,13 +131,34 @@ class JwksStore:
         self._keys = keys
         self._fetched_at = self._clock()
         self._failed_at = -float("inf")
+        if self._shared is not None:
+            await self._shared.save(url, response.body, self._fetched_at, self._policy.max_age)
+
+    async def _hydrate_shared(self, url: str) -> bool:
+        """Take the key set another instance fetched, if it is newer than ours and still fresh.
+
+        A refresh for an unknown ``kid`` with the same key set as the shared one goes to the IdP,
+        so a rotation is still seen at once.
+        """
+        found = await self._shared.load(url) if self._shared is not None else None
+        if found is None:
+            return False
+        document, fetched_at = found
+        if fetched_at <= self._fetched_at or self._clock() - fetched_at >= self._policy.max_age:
+            return False
+        try:
+            return self.hydrate(document, fetched_at)
+        except ValueError:
+            return False
 
     async def close(self) -> None:
         await self._http.close()
 
-    def hydrate(self, document: dict[str, object]) -> None:
-        """Load a key set obtained elsewhere (shared cache, init-time warm-up) as if just fetched."""
+    def hydrate(self, document: dict[str, Any], fetched_at: float | None = None) -> bool:
+        """Load a key set obtained elsewhere (shared cache, init-time warm-up) as if fetched at ``fetched_at``."""
         keys = build_key_set(document, self._algorithms)
         if keys:
             self._keys = keys
-            self._fetched_at = self._clock()
+            self._fetched_at = self._clock() if fetched_at is None else fetched_at
+            self._failed_at = -float("inf")
+        return bool(keys)

@@ -5,6 +5,7 @@
     {"GET /pets/{id}": {"scopes": ["pets:read", "admin"]},        # any-of
      "POST /pets": {"all_scopes": ["pets:write", "audit"]},       # all-of
      "ANY /admin/{proxy+}": {"claims": {"role": ["admin"]}},     # claim value any-of
+     "DELETE /pets/{id}": {"scopes": ["admin"], "introspect": true},  # JWTs also introspected
      "GET /health": {}}                                           # any valid token
 
 A pattern is ``METHOD PATH`` (``ANY`` or ``*`` for every method) with ``{name}`` matching one path
@@ -113,6 +114,9 @@ def parse_rule(pattern: str, spec: object) -> Rule:
     claims = spec.get("claims", {})
     if not isinstance(claims, Mapping):
         raise ValueError(f"route {pattern!r}: claims must be an object")
+    introspect = spec.get("introspect", False)
+    if not isinstance(introspect, bool):
+        raise ValueError(f"route {pattern!r}: introspect must be true or false")
     return Rule(
         pattern=pattern.strip(),
         method=method,
@@ -124,7 +128,7 @@ def parse_rule(pattern: str, spec: object) -> Rule:
             (str(name), _strings(value if isinstance(value, list) else [str(value)], f"claim {name!r}"))
             for name, value in sorted(claims.items())
         ),
-        introspect=bool(spec.get("introspect", False)),
+        introspect=introspect,
     )
 
 
@@ -169,6 +173,21 @@ class RouteTable:
             if rule.matches_path(method, path):
                 return rule
         return None
+
+    @property
+    def introspects(self) -> bool:
+        """Whether some route also wants JWTs introspected (``"introspect": true``)."""
+        return any(rule.introspect for rule in self.rules)
+
+    def needs_introspection(self, principal: Principal, rule: Rule | None, *, whole_api: bool) -> bool:
+        """Whether the response for ``principal`` would let it reach a route marked ``introspect``.
+
+        An IAM policy (``whole_api``) allows every route whose rule the principal meets, since API
+        Gateway may replay it on any route; a simple response speaks for the incoming ``rule`` alone.
+        """
+        if whole_api:
+            return self.meets_required(principal) and any(r.introspect and r.allows(principal) for r in self.rules)
+        return rule is not None and rule.introspect and self.permits(principal, rule)
 
     def meets_required(self, principal: Principal) -> bool:
         return self.required_scopes <= principal.scopes

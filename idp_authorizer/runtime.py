@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from idp_authorizer.cache import BoundedMemoryCache
 from idp_authorizer.clock import Clock
-from idp_authorizer.errors import AuthorizerError, InvalidToken, UpstreamUnavailable
+from idp_authorizer.errors import AuthorizerError, ConfigurationError, InvalidToken, UpstreamUnavailable
 from idp_authorizer.events import Request, TokenSource, check_token_syntax, parse_event, refused_request
 from idp_authorizer.jwt import decompose, is_compact_jws
 from idp_authorizer.log import DecisionLog
@@ -49,6 +49,11 @@ class ProviderRouter:
         self.providers = tuple(providers)
         self._by_issuer = {p.issuer: p for p in providers if p.issuer is not None}
         self._opaque = next((p for p in providers if p.issuer is None), None)
+
+    @property
+    def introspector(self) -> Provider | None:
+        """The provider that judges tokens by asking the IdP (the one not bound to an issuer)."""
+        return self._opaque
 
     def select(self, token: str) -> Provider:
         if len(self.providers) == 1:
@@ -113,6 +118,12 @@ class Authorizer:
         self._cache_seconds = {p.name: p.cache_seconds for p in router.providers}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._cold = True
+        self._introspected_routes = responder.table.introspects
+        if self._introspected_routes and router.introspector is None:
+            # Fail closed at build time: a route that demands introspection must never get less.
+            raise ConfigurationError(
+                "configuration_error", "IDP_ROUTES: a route sets introspect but no introspection provider is configured"
+            )
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -120,23 +131,33 @@ class Authorizer:
         """Synchronous entry (Lambda). Enters the event loop only when the IdP must be asked."""
         started = time.perf_counter()
         request, fingerprint, known = self._lookup(event)
-        if known is not None:
-            return self._respond(request, known, fingerprint, True, started)
-        assert request is not None and request.token is not None and fingerprint is not None
-        decision = self._verify_local(request.token)
-        if decision is None:
-            decision = self._run(self._verify(request.token))
-        return self._respond(request, self._remember(fingerprint, decision), fingerprint, False, started)
+        cache_hit = known is not None
+        if known is None:
+            assert request is not None and request.token is not None and fingerprint is not None
+            decision = self._verify_local(request.token)
+            if decision is None:
+                decision = self._run(self._verify(request.token))
+            known = self._remember(fingerprint, decision)
+        if self._introspected_routes and self._needs_introspection(request, known):
+            assert request is not None and request.token is not None
+            check = self._introspect_local(request.token) or self._run(self._introspect(request.token))
+            known = known if check.outcome == "allow" else check
+        return self._respond(request, known, fingerprint, cache_hit, started)
 
     async def authorize(self, event: object) -> dict[str, Any]:
         """Asynchronous entry for async callers; same decisions as :meth:`handle`."""
         started = time.perf_counter()
         request, fingerprint, known = self._lookup(event)
-        if known is not None:
-            return self._respond(request, known, fingerprint, True, started)
-        assert request is not None and request.token is not None and fingerprint is not None
-        decision = self._verify_local(request.token) or await self._verify(request.token)
-        return self._respond(request, self._remember(fingerprint, decision), fingerprint, False, started)
+        cache_hit = known is not None
+        if known is None:
+            assert request is not None and request.token is not None and fingerprint is not None
+            decision = self._verify_local(request.token) or await self._verify(request.token)
+            known = self._remember(fingerprint, decision)
+        if self._introspected_routes and self._needs_introspection(request, known):
+            assert request is not None and request.token is not None
+            check = self._introspect_local(request.token) or await self._introspect(request.token)
+            known = known if check.outcome == "allow" else check
+        return self._respond(request, known, fingerprint, cache_hit, started)
 
     # -- steps --------------------------------------------------------------------------------
 
@@ -174,6 +195,41 @@ class Authorizer:
         except AuthorizerError as exc:
             return _failure(exc)
         return Decision("allow", "verified", principal)
+
+    def _needs_introspection(self, request: Request | None, known: Verdict | Decision) -> bool:
+        """Whether the response for a JWT would reach a route marked ``introspect``: the IdP must confirm it.
+
+        Checked on every request, cached verdict or not, so a revocation shows within the
+        introspection cache window whatever the JWT verdict cache holds.
+        """
+        introspector = self.router.introspector
+        if type(known) is not Verdict or request is None or introspector is None:
+            return False
+        principal = known.principal
+        if principal.provider == introspector.name:
+            return False  # judged by the IdP already
+        table = self.responder.table
+        whole_api = not self.responder.simple(request)
+        rule = None if whole_api else table.find(request.method, request.template, request.path)
+        return table.needs_introspection(principal, rule, whole_api=whole_api)
+
+    def _introspect_local(self, token: str) -> Decision | None:
+        """From the introspection cache: an ``allow`` if the token is active, the refusal, or ``None`` (I/O needed)."""
+        assert self.router.introspector is not None
+        try:
+            principal = self.router.introspector.verify_local(token)
+        except AuthorizerError as exc:
+            return _failure(exc)
+        return None if principal is None else Decision("allow", "active", principal)
+
+    async def _introspect(self, token: str) -> Decision:
+        """Ask the introspection provider: an ``allow`` if the token is active, else the refusal."""
+        assert self.router.introspector is not None
+        try:
+            principal = await self.router.introspector.verify(token)
+        except AuthorizerError as exc:
+            return _failure(exc)
+        return Decision("allow", "active", principal)
 
     def _remember(self, fingerprint: str, decision: Decision) -> Verdict | Decision:
         """Cache a verdict until the earliest of the token's ``exp`` and the configured maximum."""

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from idp_authorizer.clock import Clock
 from idp_authorizer.errors import UpstreamUnavailable
 from idp_authorizer.http import HttpClient, check_url
+
+if TYPE_CHECKING:
+    from idp_authorizer.shared_cache import SharedDocuments
 
 _RETRY_AFTER = 5.0
 
@@ -33,8 +36,10 @@ class Discovery:
         max_age: float = 3600.0,
         allow_loopback_http: bool = True,
         clock: Clock = time.time,
+        shared: SharedDocuments | None = None,
     ) -> None:
         self.issuer = issuer
+        self._shared = shared
         self.url = check_url(discovery_url(issuer), "IDP_ISSUER", allow_loopback_http=allow_loopback_http)
         self._http = http
         self._max_age = max_age
@@ -52,9 +57,14 @@ class Discovery:
         async with self._lock:
             if self._document is not None and self._clock() - self._fetched_at < self._max_age:
                 return self._document
+            shared = await self._load_shared()
+            if shared is not None:
+                return shared
             try:
                 self._document = await self._fetch()
                 self._fetched_at = self._clock()
+                if self._shared is not None:
+                    await self._shared.save(self.url, self._document, self._fetched_at, self._max_age)
             except UpstreamUnavailable:
                 if self._document is None:
                     raise
@@ -74,6 +84,19 @@ class Discovery:
 
     async def jwks_uri(self) -> str:
         return await self.endpoint("jwks_uri")
+
+    async def _load_shared(self) -> dict[str, Any] | None:
+        """Take the document another instance fetched if it is newer than ours, fresh, and for our issuer."""
+        found = await self._shared.load(self.url) if self._shared is not None else None
+        if found is None:
+            return None
+        document, fetched_at = found
+        if fetched_at <= self._fetched_at or self._clock() - fetched_at >= self._max_age:
+            return None
+        if document.get("issuer") != self.issuer:
+            return None
+        self._document, self._fetched_at = document, fetched_at
+        return document
 
     async def _fetch(self) -> dict[str, Any]:
         self.fetches += 1

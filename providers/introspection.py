@@ -1,0 +1,267 @@
+"""OAuth 2.0 Token Introspection (RFC 7662) for opaque access tokens (``IDP_PROVIDER=introspection``).
+
+https://www.rfc-editor.org/rfc/rfc7662: the resource server POSTs ``token`` (with
+``token_type_hint=access_token``) as a form to the authorization server's introspection endpoint,
+authenticated as a client (RFC 6749 section 2.3.1), and gets back a JSON object whose ``active``
+member says whether the token may be used now. Only ``"active": true``, the JSON boolean, is a yes.
+
+Caching: a positive answer vouches for the token until the earliest of its ``exp`` and
+``cache_seconds`` after the answer (the revocation window); a refusal is remembered for
+``negative_seconds``. L1 is the in-process cache, L2 the optional shared tier (the IdP's answer as
+JSON, keyed by the SHA-256 of the token, never containing the token). Concurrent verifications of
+one token share one introspection call. Outages (:class:`UpstreamUnavailable`) are never cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote_plus
+
+from idp_authorizer.cache import BoundedMemoryCache
+from idp_authorizer.clock import Clock
+from idp_authorizer.errors import InvalidToken, UpstreamUnavailable
+from idp_authorizer.http import HttpClient
+from idp_authorizer.principal import Principal, scopes_from_claims
+from idp_authorizer.shared_cache import digest, shared_key
+
+if TYPE_CHECKING:
+    from idp_authorizer.shared_cache import SharedTier
+
+ClientAuthMethod = Literal["client_secret_basic", "client_secret_post"]
+Endpoint = str | Callable[[], Awaitable[str]]
+
+ACCESS_TOKEN_TYPES = frozenset({"bearer", "access_token", "urn:ietf:params:oauth:token-type:access_token"})
+"""``token_type`` values (compared case-insensitively) of a token usable as a bearer access token.
+Refresh tokens, ID tokens and sender-constrained ``DPoP`` tokens (whose proof is not checked here) are refused."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCredentials:
+    """How the authorizer authenticates to the introspection endpoint (RFC 7662 section 2.1)."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    method: ClientAuthMethod = "client_secret_basic"
+
+    def apply(self, form: dict[str, str]) -> dict[str, str]:
+        """Authenticate one request: returns the headers to send; ``client_secret_post`` adds to ``form``."""
+        if self.method == "client_secret_post":
+            form["client_id"] = self.client_id
+            form["client_secret"] = self.client_secret
+            return {}
+        # RFC 6749 section 2.3.1: id and secret are form-urlencoded first, then joined and base64-encoded;
+        # servers decode them that way, so a ':' or '%' in a secret would otherwise fail or mislead.
+        pair = f"{quote_plus(self.client_id)}:{quote_plus(self.client_secret)}"
+        return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode("ascii")}
+
+
+@dataclass(frozen=True, slots=True)
+class IntrospectionRules:
+    """What an ``active`` response must also satisfy: time window, and ``iss``/``aud`` when configured."""
+
+    issuer: str | None = None
+    audiences: frozenset[str] = frozenset()
+    leeway: float = 0.0
+
+    def check(self, response: Mapping[str, Any], now: float) -> tuple[float | None, tuple[str, ...]]:
+        """``(exp, audiences)`` of a response that passes; raises :class:`InvalidToken` naming the failure."""
+        exp = _number(response, "exp")
+        if exp is not None and now >= exp + self.leeway:
+            raise InvalidToken("expired", "token has expired")
+        nbf = _number(response, "nbf")
+        if nbf is not None and nbf > now + self.leeway:
+            raise InvalidToken("not_yet_valid", "token is not valid yet")
+        if self.issuer is not None and response.get("iss") != self.issuer:
+            raise InvalidToken("wrong_issuer", "token issuer is not the expected one")
+        audiences = _audiences(response.get("aud"))
+        if self.audiences and self.audiences.isdisjoint(audiences):
+            raise InvalidToken("wrong_audience", "token audience is not accepted")
+        token_type = response.get("token_type")
+        if token_type is not None and (not isinstance(token_type, str) or token_type.lower() not in ACCESS_TOKEN_TYPES):
+            raise InvalidToken("wrong_token_type", "the token is not a bearer access token")
+        return exp, audiences
+
+
+class IntrospectionProvider:
+    """Asks an RFC 7662 endpoint about tokens; the provider for every token that is not a JWS."""
+
+    def __init__(
+        self,
+        name: str,
+        http: HttpClient,
+        endpoint: Endpoint,
+        credentials: ClientCredentials,
+        rules: IntrospectionRules,
+        *,
+        cache: BoundedMemoryCache,
+        shared: SharedTier | None = None,
+        cache_seconds: float = 60.0,
+        negative_seconds: float = 10.0,
+        clock: Clock = time.time,
+    ) -> None:
+        self.name = name
+        self.issuer: str | None = None  # opaque tokens carry no iss to route by
+        self.cache_seconds = cache_seconds
+        self.negative_seconds = negative_seconds
+        self._http = http
+        self._endpoint = endpoint
+        self._credentials = credentials
+        self._rules = rules
+        self._cache = cache
+        self._shared = shared
+        self._clock = clock
+        # One answer is only valid for the server and client that got it: keep deployments apart.
+        where = endpoint if isinstance(endpoint, str) else rules.issuer or name
+        self._realm = digest(f"{where}\n{credentials.client_id}")[:16]
+        self._inflight: dict[str, asyncio.Future[Principal]] = {}
+        self.calls = 0
+        """Introspection requests sent, for tests and metrics."""
+
+    def verify_local(self, token: str) -> Principal | None:
+        return self._cached(self._key(token))
+
+    async def verify(self, token: str) -> Principal:
+        key = self._key(token)
+        principal = self._cached(key)
+        if principal is not None:
+            return principal
+        future = self._inflight.get(key)
+        if future is None or future.get_loop() is not asyncio.get_running_loop():
+            future = asyncio.ensure_future(self._resolve(key, token))
+            self._inflight[key] = future
+            future.add_done_callback(lambda done: self._settled(key, done))
+        # Shielded: one caller giving up does not cancel the call the others are waiting for.
+        return await asyncio.shield(future)
+
+    async def close(self) -> None:
+        await self._http.close()
+        if self._shared is not None:
+            await self._shared.close()
+
+    # -- steps --------------------------------------------------------------------------------
+
+    def _key(self, token: str) -> str:
+        return f"introspect:{self._realm}:{digest(token)}"
+
+    def _cached(self, key: str) -> Principal | None:
+        verdict = self._cache.get_fresh(key)
+        if isinstance(verdict, str):
+            raise InvalidToken(verdict, "token refused moments ago")
+        return verdict if isinstance(verdict, Principal) else None
+
+    async def _resolve(self, key: str, token: str) -> Principal:
+        """L2, else the IdP; the verdict goes to L1 (and L2 when it came from the IdP)."""
+        stored = await self._shared.get(shared_key(key)) if self._shared is not None else None
+        if stored is not None and (principal := self._from_stored(key, *stored)) is not None:
+            return principal
+        answered_at = self._clock()
+        response = await self._introspect(token)
+        try:
+            principal = self._principal(response, answered_at + self.cache_seconds)
+        except InvalidToken as exc:
+            await self._refuse(key, exc.code, self._clock() + self.negative_seconds, share=True)
+            raise
+        if self.cache_seconds > 0:
+            self._cache.put(key, principal, principal.expires_at)
+            if self._shared is not None:
+                kept = {name: value for name, value in response.items() if value != token}
+                await self._shared.set(shared_key(key), {"response": kept}, principal.expires_at)
+        return principal
+
+    def _from_stored(self, key: str, value: dict[str, Any], expires_at: float) -> Principal | None:
+        """Rebuild a verdict another instance stored (checked again now); ``None`` if unusable."""
+        refused, response = value.get("refused"), value.get("response")
+        if isinstance(refused, str):
+            self._cache.put(key, refused, expires_at)
+            raise InvalidToken(refused, "token refused moments ago")
+        if not isinstance(response, dict) or response.get("active") is not True:
+            return None
+        try:
+            principal = self._principal(response, expires_at)
+        except InvalidToken as exc:
+            self._cache.put(key, exc.code, min(expires_at, self._clock() + self.negative_seconds))
+            raise
+        self._cache.put(key, principal, principal.expires_at)
+        return principal
+
+    async def _refuse(self, key: str, code: str, until: float, *, share: bool) -> None:
+        if self.negative_seconds <= 0:
+            return
+        self._cache.put(key, code, until)
+        if share and self._shared is not None:
+            await self._shared.set(shared_key(key), {"refused": code}, until)
+
+    async def _introspect(self, token: str) -> dict[str, Any]:
+        url = self._endpoint if isinstance(self._endpoint, str) else await self._endpoint()
+        form = {"token": token, "token_type_hint": "access_token"}
+        headers = {"Accept": "application/json", **self._credentials.apply(form)}
+        self.calls += 1
+        try:
+            return (await self._http.post_form(url, form, headers)).body
+        except UpstreamUnavailable as exc:
+            if exc.code != "http_400":
+                raise
+            # RFC 7662 section 2.3: bad client credentials get a 401 (an outage here); a 400 is about
+            # this token (invalid_request, or unsupported_token_type for a JWT the server won't judge).
+            raise InvalidToken("introspection_refused", "the introspection endpoint refused this token") from None
+
+    def _principal(self, response: Mapping[str, Any], until: float) -> Principal:
+        """The principal of an ``active`` response, vouched for until ``until`` at most."""
+        active = response.get("active")
+        if active is False:
+            raise InvalidToken("inactive", "the IdP says the token is not active")
+        if active is not True:
+            raise UpstreamUnavailable("invalid_introspection", "the introspection response has no boolean active")
+        exp, audiences = self._rules.check(response, self._clock())
+        client_id = _text(response, "client_id")
+        subject = _text(response, "sub") or _text(response, "username") or client_id
+        if subject is None:
+            raise InvalidToken("missing_sub", "the introspection response names no subject")
+        issuer = response.get("iss")
+        return Principal(
+            subject=subject,
+            issuer=issuer if isinstance(issuer, str) else self._rules.issuer or "",
+            audiences=audiences,
+            scopes=scopes_from_claims(response),
+            expires_at=until if exp is None else min(exp, until),
+            provider=self.name,
+            client_id=client_id,
+            claims=MappingProxyType(dict(response)),
+        )
+
+    def _settled(self, key: str, future: asyncio.Future[Principal]) -> None:
+        if self._inflight.get(key) is future:
+            del self._inflight[key]
+        if not future.cancelled():
+            future.exception()  # retrieved here, so an unawaited failure is not reported as lost
+
+
+def _text(response: Mapping[str, Any], name: str) -> str | None:
+    value = response.get(name)
+    return value if isinstance(value, str) and value else None
+
+
+def _number(response: Mapping[str, Any], name: str) -> float | None:
+    value = response.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidToken(f"invalid_{name}", f"{name} is not a NumericDate")
+    return float(value)
+
+
+def _audiences(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    raise InvalidToken("wrong_audience", "token aud is malformed")
