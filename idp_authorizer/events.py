@@ -22,6 +22,9 @@ SourceKind = Literal["header", "query", "cookie"]
 # RFC 6750 section 2.1 b64token; refuses whitespace, commas, quotes and control characters.
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _MAX_HEADER = 16 * 1024
+# HTTP optional whitespace (RFC 9110 section 5.6.3). str.strip() would also drop \u2028, \x1c-\x1f, \x85 and
+# friends, letting a token with trailing junk pass as clean.
+_OWS = " \t"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +90,7 @@ def parse_event(event: object, sources: Sequence[TokenSource] = DEFAULT_SOURCES)
     if not isinstance(event, Mapping):
         raise InvalidToken("malformed_event", "event is not an object")
     shape = detect_shape(event)
-    arn = parse_arn(event.get("routeArn" if shape == "http-v2" else "methodArn"))
+    arn = _arn(event.get("routeArn" if shape == "http-v2" else "methodArn"))
     if arn is None:
         # API Gateway always sends one; without it no policy can be scoped and no route rule applied.
         raise InvalidToken("malformed_event", "event has no valid methodArn/routeArn")
@@ -95,6 +98,13 @@ def parse_event(event: object, sources: Sequence[TokenSource] = DEFAULT_SOURCES)
     path = "/" + arn.path
     token = _token(event, shape, sources)
     return Request(shape, arn, method, template, path, token, _request_id(event))
+
+
+def _arn(value: object) -> ExecuteApiArn | None:
+    # Printable ASCII first: the ARN pattern's \d and \s are Unicode-aware, so fullwidth digits or a NUL would pass.
+    if not isinstance(value, str) or not (value.isascii() and value.isprintable()):
+        return None
+    return parse_arn(value)
 
 
 def refused_request(event: object) -> Request | None:
@@ -197,23 +207,23 @@ def _cookie_values(event: Mapping[str, Any], shape: Shape, name: str) -> Iterato
     for pair in pairs:
         if not isinstance(pair, str):
             raise InvalidToken("malformed_event", "cookie is not a string")
-        key, sep, value = pair.strip().partition("=")
+        key, sep, value = pair.strip(_OWS).partition("=")
         if sep and key == name:
-            yield value.strip()
+            yield value.strip(_OWS)
 
 
 def _bearer(raw: object) -> str:
     """The token in an Authorization value: ``Bearer <token>`` (scheme case-insensitive) or the bare token."""
     if not isinstance(raw, str) or len(raw) > _MAX_HEADER:
         raise InvalidToken("malformed_token", "authorization value is not a short string")
-    scheme, sep, rest = raw.strip().partition(" ")
+    scheme, sep, rest = raw.strip(_OWS).partition(" ")
     if not sep:
         if scheme.lower() == "bearer":
             raise InvalidToken("malformed_token", "Bearer scheme without a token")
         return _bare(scheme)
     if scheme.lower() != "bearer":
         raise InvalidToken("malformed_token", "authorization scheme is not Bearer")
-    return _bare(rest.strip())
+    return _bare(rest.strip(_OWS))
 
 
 def _bare(raw: object) -> str:
