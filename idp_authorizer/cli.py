@@ -1,6 +1,7 @@
 """``idp-authorizer``: the command line.
 
-``dev-idp`` runs the local IdP; ``demo`` shows decisions; ``package`` builds the Lambda zip.
+``dev-idp`` runs the local IdP; ``demo`` shows decisions; ``package`` builds the Lambda zip;
+``doctor`` checks a configuration against the IdP and API Gateway; ``invoke`` runs the handler once.
 
 Nothing here is imported by the Lambda handler.
 """
@@ -28,10 +29,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     dev.add_argument("--audience", default=DEMO_AUDIENCE)
     commands.add_parser("demo", help="start the dev IdP in-process and print decisions for each event shape")
     _package_arguments(commands.add_parser("package", help="build the Lambda deployment zip from manylinux wheels"))
+    _doctor_arguments(commands.add_parser("doctor", help="check the IDP_* environment, the IdP and the API pairing"))
     args = parser.parse_args(argv)
-    command: Callable[[argparse.Namespace], int] = {"dev-idp": _dev_idp, "demo": _demo, "package": _package}[
-        args.command
-    ]
+    command: Callable[[argparse.Namespace], int] = {
+        "dev-idp": _dev_idp,
+        "demo": _demo,
+        "package": _package,
+        "doctor": _doctor,
+    }[args.command]
     return command(args)
 
 
@@ -67,6 +72,45 @@ def _package(args: argparse.Namespace) -> int:
         return 1
     print(result.report())
     return 0
+
+
+def _doctor_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--token", help="also verify this token ('-' reads it from stdin); never printed")
+    parser.add_argument("--payload", choices=("1.0", "2.0"), help="HTTP API authorizer payload format version")
+    parser.add_argument(
+        "--simple-responses",
+        action=argparse.BooleanOptionalAction,
+        help="whether the HTTP API expects simple responses",
+    )
+    parser.add_argument(
+        "--identity-source",
+        action="append",
+        default=[],
+        help="the authorizer's identity source(s), e.g. '$request.header.Authorization,$context.routeKey'",
+    )
+    parser.add_argument("--result-ttl", type=int, help="the authorizer's result cache TTL in seconds")
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from idp_authorizer.doctor import diagnose, report_exit_code
+    from idp_authorizer.gateway import Gateway
+    from idp_authorizer.report import render
+
+    logging.getLogger("idp_authorizer").setLevel(logging.ERROR)
+    sources = tuple(part.strip() for value in args.identity_source for part in value.split(",") if part.strip())
+    gateway = Gateway(args.payload, args.simple_responses, sources, args.result_ttl)
+    findings = asyncio.run(diagnose(gateway, _read_token(args.token)))
+    print(render(findings))
+    return report_exit_code(findings)
+
+
+def _read_token(value: str | None) -> str | None:
+    if value == "-":
+        return sys.stdin.readline().strip()
+    return value
 
 
 def _dev_idp(args: argparse.Namespace) -> int:

@@ -1,0 +1,163 @@
+"""``idp-authorizer doctor``: check a configuration the way the Lambda will see it, before deploying.
+
+Reads the same ``IDP_*`` environment (:func:`~idp_authorizer.settings.load_settings`), builds the
+same authorizer, then asks the IdP what the authorizer would ask: discovery (issuer match), the key
+set (key types against ``IDP_ALGORITHMS``), the introspection endpoint (client credentials), the
+clock (against the IdP's ``Date`` header), and, with ``--token``, verifies that token exactly as the
+authorizer would. Finally the API Gateway side (:mod:`idp_authorizer.gateway`). The report names
+each bad variable and its fix, ends with ``verdict: OK`` or ``verdict: N problem(s)``, and never
+shows a token (only its SHA-256 fingerprint) or a secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Sequence
+
+from idp_authorizer.checkup import Checkup
+from idp_authorizer.clock import Clock
+from idp_authorizer.compose import build_authorizer
+from idp_authorizer.errors import ConfigurationError, InvalidToken, UpstreamUnavailable
+from idp_authorizer.gateway import Gateway, check_gateway
+from idp_authorizer.http import HttpClient
+from idp_authorizer.jwt import decompose, is_compact_jws
+from idp_authorizer.report import Finding, ok, problem, shown_url
+from idp_authorizer.runtime import Authorizer
+from idp_authorizer.settings import Settings, load_settings
+
+TOKEN_FIXES = {
+    "expired": "get a fresh token; if it was just issued, check the clock findings above",
+    "not_yet_valid": "the token's nbf is in the future: check the clock findings above",
+    "issued_in_future": "the token's iat is in the future: check the clock findings above",
+    "alg_not_allowed": "add the token's alg to IDP_ALGORITHMS if your IdP signs access tokens with it",
+    "unknown_kid": "the token's kid is not in the key set: it comes from another IdP or tenant, or a retired key",
+    "bad_signature": "the token was not signed by a key of this key set",
+    "missing_kid": "the IdP must put a kid in the token header",
+    "wrong_typ": "the token's typ differs from IDP_REQUIRED_TYP: unset it, or request an access token (at+jwt)",
+    "wrong_token_use": "this is an ID token: send the access token",
+    "malformed_token": "pass the token itself (with or without 'Bearer '), nothing else",
+    "inactive": "the IdP says the token is not active (revoked or expired): get a fresh one",
+}
+
+
+async def diagnose(gateway: Gateway, token: str | None = None, *, clock: Clock = time.time) -> list[Finding]:
+    """Every finding for the environment's configuration, the IdP and the API Gateway pairing."""
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        return [problem("settings", part, _settings_fix(part)) for part in re.split(r"; (?=IDP_)", exc.description)]
+    findings = [ok("settings", summary(settings))]
+    try:
+        authorizer = build_authorizer(settings, clock=clock)
+    except ConfigurationError as exc:
+        return [*findings, problem("settings", exc.description, _settings_fix(exc.description))]
+    http = HttpClient(
+        timeout=settings.http_timeout_seconds,
+        connect_timeout=settings.http_connect_timeout_seconds,
+        max_bytes=settings.http_max_response_bytes,
+    )
+    try:
+        findings += await _providers(settings, http, clock)
+        if token is not None:
+            findings.append(await check_token(authorizer, token, clock))
+    finally:
+        await http.close()
+        await _close(authorizer)
+    return findings + check_gateway(settings, gateway)
+
+
+def summary(settings: Settings) -> str:
+    """One line on what is configured: providers, issuers, audiences, response mode. No secrets."""
+    parts = []
+    for config in settings.provider_configs():
+        where = config.issuer or config.auth0_domain or config.introspection_url or config.jwks_url or ""
+        detail = [shown_url(where) if "://" in where else where]
+        if config.audience:
+            detail.append(f"audience {','.join(config.audience)}")
+        if config.provider != "introspection":
+            detail.append(f"algorithms {','.join(config.algorithms)}")
+        else:
+            detail.append(f"client {config.client_id}, secret set (not shown), {config.client_auth}")
+        parts.append(f"{config.label} ({config.provider}: {'; '.join(detail)})")
+    sources = ",".join(f"{s.kind}:{s.name}" for s in settings.token_sources)
+    routes = f", {len(settings.routes)} route rule(s)" if settings.routes else ""
+    return f"{' + '.join(parts)}, response {settings.response}, token sources {sources}{routes}"
+
+
+async def check_token(authorizer: Authorizer, token: str, clock: Clock) -> Finding:
+    """Verify ``token`` with the configured providers, as the authorizer does; show only its fingerprint."""
+    raw = token.strip()
+    if raw[:7].lower() == "bearer ":
+        raw = raw[7:].strip()
+    topic = f"token {hashlib.sha256(raw.encode()).hexdigest()[:12]}"
+    try:
+        principal = await authorizer.router.select(raw).verify(raw)
+    except InvalidToken as exc:
+        return problem(topic, f"refused: {exc.code} ({exc.description}){_claim_hint(raw, exc.code)}", _token_fix(exc))
+    except UpstreamUnavailable as exc:
+        return problem(topic, f"the IdP could not be asked: {exc.code}", "see the IdP findings above")
+    scopes = " ".join(sorted(principal.scopes)) or "none"
+    left = principal.expires_at - clock()
+    return ok(topic, f"valid ({principal.provider}): sub {principal.subject}, scopes {scopes}, expires in {left:.0f} s")
+
+
+async def _providers(settings: Settings, http: HttpClient, clock: Clock) -> list[Finding]:
+    configs = settings.provider_configs()
+    findings: list[Finding] = []
+    for index, config in enumerate(configs):
+        checkup = Checkup(
+            config,
+            index if settings.providers is not None else None,
+            http,
+            loopback=settings.allow_loopback_http,
+            leeway=settings.leeway_seconds,
+            clock=clock,
+        )
+        findings += await checkup.run()
+    return findings
+
+
+async def _close(authorizer: Authorizer) -> None:
+    for provider in authorizer.router.providers:
+        closer = getattr(provider, "close", None)
+        if closer is not None:
+            await closer()
+
+
+def _claim_hint(token: str, code: str) -> str:
+    """For issuer and audience mismatches, what the token claims (public values, from the unverified token)."""
+    claim = {"wrong_issuer": "iss", "wrong_audience": "aud", "alg_not_allowed": "alg"}.get(code)
+    if claim is None or not is_compact_jws(token):
+        return ""
+    try:
+        parts = decompose(token)
+    except InvalidToken:
+        return ""
+    value = parts.unverified_header.get("alg") if claim == "alg" else parts.unverified_claims.get(claim)
+    return f"; the token says {claim}={value!r}"
+
+
+def _token_fix(exc: InvalidToken) -> str:
+    if exc.code == "wrong_issuer":
+        return "the token comes from another issuer: set IDP_ISSUER to its iss (or add a provider for it)"
+    if exc.code == "wrong_audience":
+        return "add the token's aud to IDP_AUDIENCE, or request the token for the configured audience"
+    return TOKEN_FIXES.get(exc.code, "see the code above; the README's troubleshooting table lists the usual causes")
+
+
+def _settings_fix(description: str) -> str:
+    needs = re.search(r"provider '(\w+)' needs (.+)$", description)
+    if needs:
+        names = [part.split()[0] for part in needs[2].split(", ")]
+        return f"set {', '.join(f'IDP_{name.upper()}' for name in names)} (or these keys in IDP_PROVIDERS)"
+    if "IDP_PROVIDER (or IDP_PROVIDERS) is required" in description:
+        return "set IDP_PROVIDER to auth0, oidc, jwks or introspection, with its variables"
+    if "https://" in description:
+        return "use an https:// URL (http:// only to 127.0.0.1 or localhost, with IDP_ALLOW_LOOPBACK_HTTP=true)"
+    return "correct the variable named above (the README's configuration table lists every variable)"
+
+
+def report_exit_code(findings: Sequence[Finding]) -> int:
+    return 1 if any(f.status == "problem" for f in findings) else 0
