@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from oidc_op import oidc_op_fixture, oidc_op_private_fixture  # noqa: F401
+from servers import memcached_server, redis_server  # noqa: F401
 
 from idp_authorizer import handler as handler_module
 from idp_authorizer.devidp import DevIdp
