@@ -30,12 +30,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("demo", help="start the dev IdP in-process and print decisions for each event shape")
     _package_arguments(commands.add_parser("package", help="build the Lambda deployment zip from manylinux wheels"))
     _doctor_arguments(commands.add_parser("doctor", help="check the IDP_* environment, the IdP and the API pairing"))
+    _invoke_arguments(commands.add_parser("invoke", help="run the handler on one event, like the console's Test tab"))
     args = parser.parse_args(argv)
     command: Callable[[argparse.Namespace], int] = {
         "dev-idp": _dev_idp,
         "demo": _demo,
         "package": _package,
         "doctor": _doctor,
+        "invoke": _invoke,
     }[args.command]
     return command(args)
 
@@ -107,10 +109,41 @@ def _doctor(args: argparse.Namespace) -> int:
     return report_exit_code(findings)
 
 
+def _invoke_arguments(parser: argparse.ArgumentParser) -> None:
+    from idp_authorizer.invoke import API, SHAPES
+
+    parser.add_argument("event", nargs="?", help="an authorizer event as JSON ('-' reads stdin); or build one:")
+    parser.add_argument("--token", help="the bearer token ('-' reads it from stdin); never printed")
+    parser.add_argument("--shape", choices=SHAPES, default="rest-token", help="the event shape to build")
+    parser.add_argument("--route", default="GET /pets", help="'VERB /path' of the request")
+    parser.add_argument("--api", default=API, help="the API's ARN prefix: arn:aws:execute-api:REGION:ACCOUNT:ID/STAGE")
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    from idp_authorizer.invoke import build_event, first_source, invoke, load_event, render
+
+    try:
+        if args.event is not None:
+            if args.token is not None:
+                raise ValueError("give an event file or --token, not both")
+            event = load_event(args.event)
+        else:
+            token = _read_token(args.token)
+            event = build_event(args.shape, token, args.route, api=args.api, source=first_source())
+    except (OSError, ValueError) as exc:
+        print(f"invoke: {exc}", file=sys.stderr)
+        return 2
+    invocation = invoke(event)
+    print(render(invocation))
+    return 0 if invocation.allowed else 1
+
+
 def _read_token(value: str | None) -> str | None:
-    if value == "-":
-        return sys.stdin.readline().strip()
-    return value
+    """The token from the command line or stdin, without a ``Bearer`` prefix (the tools add their own)."""
+    token = sys.stdin.readline().strip() if value == "-" else value
+    if token is not None and token[:7].lower() == "bearer ":
+        token = token[7:].strip()
+    return token
 
 
 def _dev_idp(args: argparse.Namespace) -> int:

@@ -1,0 +1,155 @@
+"""``idp-authorizer invoke``: the Lambda console's Test tab, locally.
+
+Runs the real handler (``idp_authorizer.handler.handler``, configured from the ``IDP_*``
+environment as at a cold start) on one event, read from a JSON file or built from ``--token``,
+``--shape`` and ``--route``, and prints what API Gateway would do, the response, and the log lines
+the invocation wrote (the decision line among them). The token is never printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from idp_authorizer.events import DEFAULT_SOURCES, TokenSource
+
+Shape = Literal["rest-token", "rest-request", "http-v1", "http-v2"]
+SHAPES: tuple[Shape, ...] = ("rest-token", "rest-request", "http-v1", "http-v2")
+API = "arn:aws:execute-api:us-east-1:123456789012:abc123/test"
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """One run of the handler: the verdict line, the response (``None`` when it raised), the logs."""
+
+    verdict: str
+    allowed: bool
+    response: dict[str, Any] | None
+    logs: list[str]
+
+
+def build_event(
+    shape: Shape, token: str | None, route: str = "GET /pets", *, api: str = API, source: TokenSource | None = None
+) -> dict[str, Any]:
+    """An event of ``shape`` for ``route`` (``"VERB /path"``) with the token where ``source`` says."""
+    method, _, path = route.strip().partition(" ")
+    if not method.isalpha() or not path.startswith("/"):
+        raise ValueError(f"--route must look like 'GET /pets', not {route!r}")
+    method = method.upper()
+    arn = f"{api}/{method}/{path.lstrip('/')}"
+    if shape == "rest-token":
+        return {"type": "TOKEN", "authorizationToken": f"Bearer {token}" if token else "", "methodArn": arn}
+    placed = _place(token, source or DEFAULT_SOURCES[0], lower=shape == "http-v2")
+    context = {"requestId": f"invoke-{uuid.uuid4().hex[:12]}", "stage": api.rsplit("/", 1)[-1]}
+    if shape == "http-v2":
+        context["http"] = {"method": method, "path": path}  # type: ignore[assignment]
+        return {
+            "version": "2.0",
+            "type": "REQUEST",
+            "routeArn": arn,
+            "routeKey": f"{method} {path}",
+            "rawPath": path,
+            "requestContext": context,
+            **placed,
+        }
+    event = {
+        "type": "REQUEST",
+        "methodArn": arn,
+        "resource": path,
+        "path": path,
+        "httpMethod": method,
+        "requestContext": context,
+        **placed,
+    }
+    return {**event, "version": "1.0"} if shape == "http-v1" else event
+
+
+def _place(token: str | None, source: TokenSource, *, lower: bool) -> dict[str, Any]:
+    """``headers`` / ``queryStringParameters`` / ``cookies`` carrying the token as ``source`` names it."""
+    headers: dict[str, str] = {}
+    if token is None:
+        return {"headers": headers}
+    if source.kind == "header":
+        headers[source.name.lower() if lower else source.name] = f"Bearer {token}"
+        return {"headers": headers}
+    if source.kind == "query":
+        return {"headers": headers, "queryStringParameters": {source.name: token}}
+    if lower:
+        return {"headers": headers, "cookies": [f"{source.name}={token}"]}
+    return {"headers": {"Cookie": f"{source.name}={token}"}}
+
+
+def first_source() -> TokenSource:
+    """Where the configured authorizer looks first (``IDP_TOKEN_SOURCES``), or the Authorization header."""
+    from idp_authorizer.errors import ConfigurationError
+    from idp_authorizer.settings import load_settings
+
+    try:
+        return load_settings().token_sources[0]
+    except ConfigurationError:
+        return DEFAULT_SOURCES[0]
+
+
+def invoke(event: dict[str, Any]) -> Invocation:
+    """Build the handler from the environment and run it once on ``event``, capturing its log lines."""
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        fresh = "idp_authorizer.handler" not in sys.modules
+        from idp_authorizer import handler
+
+        if not fresh:  # a first import has just built it from the environment
+            handler.init()
+        try:
+            verdict, allowed, response = judge(lambda: handler.handler(event, None), _route_arn(event))
+        finally:
+            handler.close()
+    return Invocation(verdict, allowed, response, captured.getvalue().splitlines())
+
+
+def judge(call: Callable[[], dict[str, Any]], arn: str) -> tuple[str, bool, dict[str, Any] | None]:
+    """``(verdict, allowed, response)``: what API Gateway would do with the handler's answer for ``arn``."""
+    from idp_authorizer.policy import RouteResources, evaluate
+
+    try:
+        response = call()
+    except Exception as exc:
+        if str(exc) == "Unauthorized":
+            return "401 Unauthorized (the handler raised Exception('Unauthorized'))", False, None
+        return f"500 Internal Server Error (the handler raised {type(exc).__name__}: {exc})", False, None
+    if "isAuthorized" in response:
+        allowed = response["isAuthorized"] is True
+        return ("ALLOW" if allowed else "403 Forbidden") + " (simple response)", allowed, response
+    statements = response["policyDocument"]["Statement"]
+    resources = {s["Effect"]: tuple(s["Resource"]) for s in statements}
+    allowed = evaluate(RouteResources(resources.get("Allow", ()), resources.get("Deny", ())), arn)
+    summary = "; ".join(f"{effect} {' '.join(r.split(':', 5)[5] for r in res)}" for effect, res in resources.items())
+    verdict = "ALLOW" if allowed else "403 Forbidden"
+    return f"{verdict} (IAM policy for {response['principalId']}: {summary})", allowed, response
+
+
+def render(invocation: Invocation) -> str:
+    lines = [f"API Gateway: {invocation.verdict}", "response:"]
+    lines.append(json.dumps(invocation.response, indent=2) if invocation.response is not None else "  (none: raised)")
+    lines.append("log:")
+    lines += invocation.logs or ["  (no log lines: IDP_LOG_LEVEL is above INFO)"]
+    return "\n".join(lines)
+
+
+def load_event(path: str) -> dict[str, Any]:
+    """An event from a JSON file (``-`` for stdin)."""
+    text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()  # noqa: SIM115 - read once
+    event = json.loads(text)
+    if not isinstance(event, dict):
+        raise ValueError("the event must be a JSON object")
+    return event
+
+
+def _route_arn(event: dict[str, Any]) -> str:
+    arn = event.get("routeArn") if event.get("version") == "2.0" else event.get("methodArn")
+    return arn if isinstance(arn, str) else ""
