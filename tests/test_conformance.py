@@ -229,7 +229,7 @@ def test_old_key_refused_after_rotation_once_the_key_set_is_refetched(
     sooner, and the old key is gone from that moment.
     """
     op = oidc_op_private
-    max_age = 1.5
+    max_age = 2.0
     new_keys = generate_signing_jwks()  # generated up front: the max-age window is short
     authorizer = configure(
         oidc_env(
@@ -248,12 +248,12 @@ def test_old_key_refused_after_rotation_once_the_key_set_is_refetched(
 
     op.set_signing_keys(new_keys)  # rotate, old keys removed at once
     assert old_kid not in op.kids()
-    assert time.monotonic() - fetched < max_age, "machine too slow for the max-age window"
+    assert time.monotonic() - fetched < max_age - 0.5, "machine too slow for the max-age window"
     # Within the max age the cached old key is still served: no fetch, still allowed.
     assert call(token_event(old_token))["principalId"] == "op-basic-client"  # type: ignore[index]
     assert store.fetches == 1
 
-    time.sleep(max(0.0, fetched + max_age - time.monotonic()) + 0.1)
+    time.sleep(max(0.0, fetched + max_age - time.monotonic()) + 0.3)
     assert call(token_event(old_token)) == "401"
     assert store.fetches == 2
     new_token = op.token(CLIENT_BASIC, RESOURCE_RS256, "read")
@@ -342,7 +342,7 @@ def test_bad_client_credentials_fail_closed(oidc_op: OidcOp, configure: Configur
 
 @needs_introspection
 def test_revoked_token_refused_once_the_cache_window_passed(oidc_op: OidcOp, configure: Configure) -> None:
-    window = 1.0
+    window = 2.0
     configure(introspection_env(oidc_op, IDP_INTROSPECTION_CACHE_SECONDS=str(window)))
     token = oidc_op.token(CLIENT_POST, RESOURCE_OPAQUE, "read")
     expected = allow_policy("op-post-client", introspection_context(oidc_op, "op-post-client", "read"))
@@ -351,7 +351,7 @@ def test_revoked_token_refused_once_the_cache_window_passed(oidc_op: OidcOp, con
     oidc_op.revoke(token, CLIENT_POST)
     assert oidc_op.introspect(token) == {"active": False}
     # Within the window the cached verdict stands (the documented cost of caching introspection).
-    assert time.monotonic() - cached_at < window, "machine too slow for the cache window"
+    assert time.monotonic() - cached_at < window - 0.5, "machine too slow for the cache window"
     assert call(token_event(token)) == expected
     time.sleep(max(0.0, cached_at + window - time.monotonic()) + 0.1)
     assert call(token_event(token)) == "401"
@@ -415,7 +415,7 @@ def test_several_providers_each_token_routed_to_its_own(oidc_op: OidcOp, dev_idp
             "provider": "oidc",
             "issuer": dev_idp.issuer,
             "audience": [dev_idp.audience],
-            "algorithms": ["ES256", "EdDSA"],
+            "algorithms": ["ES256"],
         },
     ]
     authorizer = configure(
@@ -425,7 +425,7 @@ def test_several_providers_each_token_routed_to_its_own(oidc_op: OidcOp, dev_idp
 
     jwt_token = oidc_op.token(CLIENT_BASIC, JWT_RESOURCES["ES256"], "read")
     opaque = oidc_op.token(CLIENT_READ_ONLY, RESOURCE_OPAQUE, "read")
-    dev_token = dev_idp.mint(alg="EdDSA", scope="read write")
+    dev_token = dev_idp.mint(alg="ES256", scope="read write")
     assert call(token_event(jwt_token)) == allow_policy(
         "op-basic-client", op_context(oidc_op, "op-basic-client", "read", "op-jwt")
     )
