@@ -9,7 +9,6 @@ Run alone with ``pytest -m conformance``.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from collections.abc import Callable
@@ -39,9 +38,6 @@ pytestmark = pytest.mark.conformance
 
 API = ARN.rsplit("/", 2)[0]  # arn:aws:execute-api:us-east-1:123456789012:abc123/prod
 ALGORITHMS = "RS256,ES256,PS256"
-
-INTROSPECTION_LANDED = importlib.util.find_spec("providers.introspection") is not None
-needs_introspection = pytest.mark.skipif(not INTROSPECTION_LANDED, reason="introspection provider not landed")
 
 Configure = Callable[[dict[str, str]], Authorizer]
 
@@ -288,7 +284,6 @@ def introspection_context(op: OidcOp, client_id: str, scope: str, provider: str 
     return op_context(op, client_id, scope, provider)
 
 
-@needs_introspection
 @pytest.mark.parametrize("authorizer_client", [CLIENT_BASIC, CLIENT_POST], ids=lambda c: c.auth_method)
 def test_opaque_token_allowed(oidc_op: OidcOp, configure: Configure, authorizer_client: Any) -> None:
     configure(introspection_env(oidc_op, authorizer_client))
@@ -303,7 +298,6 @@ def test_opaque_token_allowed(oidc_op: OidcOp, configure: Configure, authorizer_
     }
 
 
-@needs_introspection
 def test_explicit_introspection_url_without_discovery(oidc_op: OidcOp, configure: Configure) -> None:
     env = introspection_env(oidc_op, IDP_INTROSPECTION_URL=oidc_op.introspection_endpoint)
     del env["IDP_ISSUER"]
@@ -313,7 +307,6 @@ def test_explicit_introspection_url_without_discovery(oidc_op: OidcOp, configure
     assert response["policyDocument"]["Statement"][0]["Effect"] == "Allow"
 
 
-@needs_introspection
 def test_opaque_token_with_audience_check(oidc_op: OidcOp, configure: Configure) -> None:
     configure(introspection_env(oidc_op, IDP_AUDIENCE=RESOURCE_OPAQUE))
     assert call(token_event(oidc_op.token(CLIENT_POST, RESOURCE_OPAQUE, "read"))) != "401"
@@ -322,7 +315,6 @@ def test_opaque_token_with_audience_check(oidc_op: OidcOp, configure: Configure)
     assert call(token_event(oidc_op.token(CLIENT_POST, None, "read"))) == "401"
 
 
-@needs_introspection
 def test_unknown_and_jwt_tokens_refused_by_introspection(oidc_op: OidcOp, configure: Configure) -> None:
     configure(introspection_env(oidc_op))
     assert call(token_event("NotAToken0123456789abcdefghijklmnopqrstuvwx")) == "401"  # {"active": false}
@@ -330,7 +322,6 @@ def test_unknown_and_jwt_tokens_refused_by_introspection(oidc_op: OidcOp, config
     assert call(token_event(oidc_op.token(CLIENT_BASIC, RESOURCE_RS256, "read"))) == "401"
 
 
-@needs_introspection
 def test_bad_client_credentials_fail_closed(oidc_op: OidcOp, configure: Configure) -> None:
     from idp_authorizer.errors import AuthorizerUnavailable
 
@@ -340,7 +331,6 @@ def test_bad_client_credentials_fail_closed(oidc_op: OidcOp, configure: Configur
         handler.handler(token_event(token), None)
 
 
-@needs_introspection
 def test_revoked_token_refused_once_the_cache_window_passed(oidc_op: OidcOp, configure: Configure) -> None:
     window = 2.0
     configure(introspection_env(oidc_op, IDP_INTROSPECTION_CACHE_SECONDS=str(window)))
@@ -358,7 +348,6 @@ def test_revoked_token_refused_once_the_cache_window_passed(oidc_op: OidcOp, con
     assert call(v2_event(token)) == {"isAuthorized": False}
 
 
-@needs_introspection
 def test_opaque_token_refused_after_expiry(oidc_op: OidcOp, configure: Configure) -> None:
     configure(introspection_env(oidc_op, IDP_INTROSPECTION_CACHE_SECONDS="300"))
     token = oidc_op.token(CLIENT_BASIC, ttl_resource("opaque", 1), "read")
@@ -368,7 +357,6 @@ def test_opaque_token_refused_after_expiry(oidc_op: OidcOp, configure: Configure
     assert call(token_event(token)) == "401"  # the cached verdict never outlives exp
 
 
-@needs_introspection
 def test_read_only_client_denied_where_write_is_required_opaque(oidc_op: OidcOp, configure: Configure) -> None:
     configure(introspection_env(oidc_op, IDP_ROUTES=json.dumps({"GET /pets": ["write"]})))
     token = oidc_op.token(CLIENT_READ_ONLY, RESOURCE_OPAQUE, "read")
@@ -391,7 +379,6 @@ def test_read_only_client_denied_where_write_is_required_opaque(oidc_op: OidcOp,
 # Several providers at once
 
 
-@needs_introspection
 def test_several_providers_each_token_routed_to_its_own(oidc_op: OidcOp, dev_idp: DevIdp, configure: Configure) -> None:
     providers = [
         {
