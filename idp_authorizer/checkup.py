@@ -232,12 +232,12 @@ class Checkup:
         if abs(skew) > max(SKEW_PROBLEM_SECONDS, self._leeway):
             return problem(
                 topic,
-                f"this machine's clock is {skew:+.0f} s off the IdP's Date header: "
+                f"this machine's clock is {round(skew):+d} s off the IdP's Date header: "
                 "tokens look expired or not yet valid",
                 "synchronise the clock (NTP); IDP_LEEWAY_SECONDS tolerates a few seconds of skew",
             )
         level = note if abs(skew) > SKEW_NOTE_SECONDS else ok
-        return level(topic, f"{skew:+.0f} s from the IdP's Date header")
+        return level(topic, f"{round(skew):+d} s from the IdP's Date header")
 
     def _add(self, finding: Finding) -> None:
         self.findings.append(finding)

@@ -4,6 +4,7 @@ import time
 
 import pytest
 from conftest import oidc_env
+from introspection_server import BASIC, POST, IntrospectionServer
 
 from idp_authorizer import cli
 from idp_authorizer.doctor import diagnose
@@ -147,3 +148,28 @@ def test_secrets_never_reach_the_report(monkeypatch, capsys):
     env = {"IDP_PROVIDER": "introspection", "IDP_CLIENT_ID": "app", "IDP_CLIENT_SECRET": "s3cr3t-value"}
     code, out = doctor(monkeypatch, capsys, env)
     assert code == 1 and "needs introspection_url" in out and "s3cr3t" not in out
+
+
+@pytest.mark.parametrize("client", [BASIC, POST], ids=["client_secret_basic", "client_secret_post"])
+def test_introspection_credentials_probe_and_token(client, monkeypatch, capsys):
+    with IntrospectionServer() as srv:
+        env = {
+            "IDP_PROVIDER": "introspection",
+            "IDP_ISSUER": srv.issuer,
+            "IDP_CLIENT_ID": client.client_id,
+            "IDP_CLIENT_SECRET": client.client_secret,
+            "IDP_CLIENT_AUTH": client.method,
+            "IDP_AUDIENCE": "urn:api",
+            "IDP_ALLOW_LOOPBACK_HTTP": "true",
+        }
+        token = srv.issue(scope="pets:read")
+        code, out = doctor(monkeypatch, capsys, env, "--token", token)
+        print(out)
+        assert code == 0, out
+        assert f"ok       [introspection] introspection: {srv.url} accepted the client credentials ({client.method})" in out
+        assert "scopes pets:read" in out and token not in out and client.client_secret not in out
+        code, out = doctor(monkeypatch, capsys, {"IDP_CLIENT_SECRET": "wrong"}, "--token", token)
+        print(out)
+        assert code == 1
+        assert f"PROBLEM  [introspection] introspection: {srv.url}: http_401 (the IdP answered 401)" in out
+        assert "fix: check IDP_CLIENT_ID, IDP_CLIENT_SECRET and IDP_CLIENT_AUTH" in out

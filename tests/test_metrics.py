@@ -144,3 +144,18 @@ def test_namespace_setting_is_validated(configure, monkeypatch):
     monkeypatch.setenv("IDP_METRICS_NAMESPACE", "AWS/Lambda")
     with pytest.raises(ConfigurationError, match="IDP_METRICS_NAMESPACE"):
         load_settings()
+
+
+def test_metrics_module_is_not_imported_when_off():
+    import subprocess
+    import sys
+
+    script = (
+        "import os, sys\n"
+        "os.environ.update(IDP_PROVIDER='jwks', IDP_ISSUER='https://i.example/', IDP_AUDIENCE='a',"
+        " IDP_JWKS_URL='https://i.example/jwks.json')\n"
+        "import idp_authorizer.handler\n"
+        "print('idp_authorizer.metrics' in sys.modules, idp_authorizer.handler._authorizer.metrics)"
+    )
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
+    assert out.stdout.strip().splitlines()[-1] == "False None"
