@@ -457,6 +457,7 @@ def run_instances(
     t0 = time.time()
     series, rotated_at = Series(), None
     show = args.progress or (args.progress is None and args.requests >= 5000)
+    tty, shown = sys.stderr.isatty(), 0.0
     while any(p.poll() is None for p in procs):
         time.sleep(0.05)
         done = sum(slot(i) for i in range(n))
@@ -469,13 +470,16 @@ def run_instances(
         for name, value in (("t", time.time() - t0), ("done", done), ("discovery", d), ("jwks", j),
                             ("introspection", i)):  # fmt: skip
             getattr(series, name).append(value)
-        if show:
+        if show and (time.monotonic() - shown >= (0.25 if tty else 5.0) or done >= args.requests):
+            shown = time.monotonic()
             bar = "#" * int(30 * done / args.requests)
             rate = done / max(time.time() - t0, 1e-9)
-            print(f"\r[{bar:<30}] {done}/{args.requests} {rate:,.0f} req/s  idp: discovery {d} jwks {j} "
-                  f"introspection {i}", end="", file=sys.stderr, flush=True)  # fmt: skip
+            line = (
+                f"[{bar:<30}] {done}/{args.requests} {rate:,.0f} req/s  idp: discovery {d} jwks {j} introspection {i}"
+            )
+            print(f"\r{line}" if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
     wall = time.time() - t0
-    if show:
+    if show and tty:
         print(file=sys.stderr)
     for file in files:
         file.close()
@@ -488,6 +492,8 @@ def run_instances(
             problems.append(f"instance {index} exited {proc.returncode}: {err.strip()}")
             continue
         summaries.append(json.loads(summary_path.read_text()))
+    if summaries:  # to the last request, not to the processes' exit
+        wall = max(s["t_end"] for s in summaries) - t0
     return summaries, series, rotated_at, wall, problems
 
 
@@ -737,13 +743,19 @@ def plot(path: Path, ctx: dict[str, Any]) -> str | None:
     left.set_ylabel("requests (log)")
     left.set_title("Latency distribution")
     left.legend()
-    for name in ("discovery", "jwks", "introspection"):
-        values = getattr(series, name)
-        if any(values):
-            middle.step(series.t, values, where="post", label=name)
+    for name in ("discovery", "jwks"):
+        middle.step(series.t, getattr(series, name), where="post", label=name)
     middle.set_xlabel("seconds since start")
-    middle.set_ylabel("IdP calls (cumulative)")
+    middle.set_ylabel("discovery / key-set fetches (cumulative)")
+    middle.set_ylim(bottom=0, top=max([*series.discovery, *series.jwks, 1]) + 1)
     middle.set_title("IdP calls over time")
+    handles, labels = middle.get_legend_handles_labels()
+    if any(series.introspection):
+        twin = middle.twinx()
+        twin.step(series.t, series.introspection, where="post", color="tab:green", label="introspection")
+        twin.set_ylabel("introspection calls (cumulative)")
+        more = twin.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
     rates = [0.0] + [
         (b - a) / max(tb - ta, 1e-9)
         for a, b, ta, tb in zip(series.done, series.done[1:], series.t, series.t[1:], strict=False)
@@ -757,11 +769,11 @@ def plot(path: Path, ctx: dict[str, Any]) -> str | None:
     right.set_xlabel("seconds since start")
     right.set_ylabel("requests/s (all instances)")
     right.set_title("Throughput")
-    for axis in (middle, right):
-        if ctx["rotated_at"] is not None:
-            axis.axvline(ctx["rotated_at"], color="tab:red", linestyle="--", label="key rotation")
-    if middle.get_legend_handles_labels()[0]:
-        middle.legend()
+    if ctx["rotated_at"] is not None:
+        for axis in (middle, right):
+            line = axis.axvline(ctx["rotated_at"], color="tab:red", linestyle="--", label="key rotation")
+        handles, labels = [*handles, line], [*labels, "key rotation"]
+    middle.legend(handles, labels, loc="center right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
