@@ -166,7 +166,10 @@ class IntrospectionProvider:
         try:
             principal = self._principal(response, answered_at + self.cache_seconds)
         except InvalidToken as exc:
-            await self._refuse(key, exc.code, self._clock() + self.negative_seconds, share=True)
+            # Share only the IdP's own "no": a refusal by this deployment's rules (aud, iss) is not
+            # another deployment's, whereas a stored active answer is re-checked by each reader.
+            shared = response.get("active") is False
+            await self._refuse(key, exc.code, self._clock() + self.negative_seconds, share=shared)
             raise
         if self.cache_seconds > 0:
             self._cache.put(key, principal, principal.expires_at)

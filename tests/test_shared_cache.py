@@ -202,6 +202,32 @@ async def test_expired_or_garbage_shared_values_are_ignored(fresh_idp, server, r
     await close(first, second)
 
 
+async def test_a_refusal_by_local_rules_is_not_shared_but_the_idps_no_is(server, redis_server, monkeypatch):
+    def build(audience: str) -> Authorizer:
+        provider = {
+            "provider": "introspection",
+            "introspection_url": server.url,
+            "client_id": BASIC.client_id,
+            "client_secret": BASIC.client_secret,
+            "audience": [audience],
+        }
+        monkeypatch.setenv("IDP_PROVIDERS", json.dumps([provider]))
+        monkeypatch.setenv("IDP_ALLOW_LOOPBACK_HTTP", "true")
+        monkeypatch.setenv("IDP_CACHE_URL", redis_server.url)
+        return instance()
+
+    other_api, this_api = build("urn:other"), build("urn:api")
+    token = server.issue(aud="urn:api")
+    assert await outcome_of_async(other_api.authorize(token_event(token))) == "unauthorized"  # wrong_audience
+    assert await outcome_of_async(this_api.authorize(token_event(token))) == "allow"
+    assert server.calls == 2
+    unknown = "never-issued-opaque-token-0123"
+    assert await outcome_of_async(other_api.authorize(token_event(unknown))) == "unauthorized"
+    assert await outcome_of_async(this_api.authorize(token_event(unknown))) == "unauthorized"
+    assert server.calls == 3  # {"active": false} holds for everyone
+    await close(other_api, this_api)
+
+
 async def test_cache_going_away_mid_run_changes_no_decision(fresh_idp, server, redis_server, monkeypatch, shared_log):
     settings_env(monkeypatch, fresh_idp, server, redis_server.url, IDP_INTROSPECTION_CACHE_SECONDS="1")
     first, second = instance(), instance()
