@@ -32,6 +32,7 @@ Fault = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 DISCOVERY = "/.well-known/openid-configuration"
 JWKS = "/jwks"
+INTROSPECT = "/introspect"
 
 
 # -- what API Gateway sees ---------------------------------------------------------------------
@@ -90,6 +91,10 @@ class FaultServer:
         """Keys and the token mint; its port is set to this server's so ``iss`` matches."""
         self.hits: Counter[str] = Counter()
         self.faults: dict[str, Fault] = {}
+        self.active: dict[str, dict[str, Any]] = {}
+        """Opaque tokens the introspection endpoint calls active, with their introspection claims."""
+        self.authorizations: list[str | None] = []
+        """The Authorization header of every introspection request (client authentication)."""
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -105,8 +110,17 @@ class FaultServer:
     def mint(self, **kwargs: Any) -> str:
         return self.idp.mint(**kwargs)
 
+    @property
+    def introspection_url(self) -> str:
+        return self.issuer + INTROSPECT
+
     def discovery(self) -> dict[str, Any]:
-        return {"issuer": self.issuer, "jwks_uri": self.jwks_url, "id_token_signing_alg_values_supported": ["RS256"]}
+        return {
+            "issuer": self.issuer,
+            "jwks_uri": self.jwks_url,
+            "introspection_endpoint": self.introspection_url,
+            "id_token_signing_alg_values_supported": ["RS256"],
+        }
 
     def set(self, path: str, fault: Fault) -> None:
         """Make ``path`` misbehave (``JWKS`` or ``DISCOVERY``) until :meth:`heal`."""
@@ -124,7 +138,16 @@ class FaultServer:
             return web.json_response(self.discovery())
         if request.path == JWKS:
             return web.json_response(self.idp.jwks())
+        if request.path == INTROSPECT and request.method == "POST":
+            return await self._introspect(request)
         return web.json_response({"error": "not_found"}, status=404)
+
+    async def _introspect(self, request: web.Request) -> web.StreamResponse:
+        """RFC 7662: ``active`` with the registered claims for a known token, ``{"active": false}`` otherwise."""
+        self.authorizations.append(request.headers.get("Authorization"))
+        token = (await request.post()).get("token")
+        claims = self.active.get(token) if isinstance(token, str) else None
+        return web.json_response({"active": True, **claims} if claims is not None else {"active": False})
 
     def start(self) -> FaultServer:
         ready = threading.Event()
