@@ -803,7 +803,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--idle-ms", type=float, default=0.2, help="mean idle gap between requests (default 0.2)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--env", action="append", default=[], metavar="IDP_X=V", help="extra authorizer setting")
-    parser.add_argument("--name", help="report name under benchmarks/results/ (default load, load_smoke)")
+    parser.add_argument("--name", help="report name: NAME.md and NAME.png (default load, load_smoke)")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help="where to write (default benchmarks/results)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (schedules, decision logs)")
     parser.add_argument("--strict-targets", action="store_true", help="exit 1 when a target fails, too")
@@ -892,13 +893,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.keep:
             print(f"work folder kept: {workdir}", file=sys.stderr)
     report, errors = render(args, ctx, summaries)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    png = RESULTS_DIR / f"{args.name}.png"
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    png = args.out_dir / f"{args.name}.png"
     why_no_plot = plot(png, ctx)
     report += f"\n{why_no_plot}\n" if why_no_plot else f"\n![latency and IdP calls]({png.name})\n"
-    (RESULTS_DIR / f"{args.name}.md").write_text(report)
+    (args.out_dir / f"{args.name}.md").write_text(report)
     print(report)
-    print(f"report: {RESULTS_DIR / (args.name + '.md')}" + ("" if why_no_plot else f", plot: {png}"), file=sys.stderr)
+    print(f"report: {args.out_dir / (args.name + '.md')}" + ("" if why_no_plot else f", plot: {png}"), file=sys.stderr)
     failed_targets = [t for t in evaluate_targets(args, ctx, summaries, errors) if t.passed is False]
     if errors:
         print(f"FAILED: {errors} error(s) (wrong decisions, exceptions or crashed instances)", file=sys.stderr)
