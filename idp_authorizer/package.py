@@ -35,6 +35,7 @@ EXTRAS = ("redis", "memcached")
 OUR_PACKAGES = ("idp_authorizer", "providers")
 ZIP_LIMIT = 50 * 1024 * 1024
 UNZIPPED_LIMIT = 250 * 1024 * 1024
+LAMBDA_TASK_ROOT = "/var/task"
 _DROP_DIRS = {"__pycache__", "tests", "test", "bin"}
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -176,8 +177,15 @@ def _version_of(executable: str) -> str | None:
 
 
 def compile_tree(root: Path, interpreter: str) -> None:
-    """``compileall`` with unchecked-hash invalidation into ``__pycache__`` (PEP 3147 names)."""
-    command = [interpreter, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(root)]
+    """``compileall`` with unchecked-hash invalidation into ``__pycache__`` (PEP 3147 names).
+
+    ``-d /var/task`` records the path where Lambda unpacks the files instead of the temporary build
+    folder, so the bytes of each ``.pyc`` (and the zip) are the same for two builds of the same inputs.
+    """
+    command = [
+        interpreter, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
+        "-d", LAMBDA_TASK_ROOT, str(root),
+    ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 - fixed argv
     if done.returncode != 0:
         raise RuntimeError(f"compileall failed:\n{(done.stdout + done.stderr).strip()[-2000:]}")

@@ -58,8 +58,9 @@ def test_zip_holds_unchecked_pyc_and_no_tests_or_cache_clients(built: package.Pa
     for source in ours:
         folder, _, module = source.rpartition("/")
         assert f"{folder}/__pycache__/{module[:-3]}.cpython-311.pyc" in names
-    header = zipfile.ZipFile(built.zip_path).read("idp_authorizer/__pycache__/handler.cpython-311.pyc")[:16]
-    assert int.from_bytes(header[4:8], "little") == 0b01  # PEP 552: hash-based, source not checked
+    pyc = zipfile.ZipFile(built.zip_path).read("idp_authorizer/__pycache__/handler.cpython-311.pyc")
+    assert int.from_bytes(pyc[4:8], "little") == 0b01  # PEP 552: hash-based, source not checked
+    assert b"/var/task/idp_authorizer/handler.py" in pyc and b"idp-authorizer-lambda-" not in pyc  # reproducible
 
 
 def test_unpacked_zip_runs_the_handler_in_a_fresh_interpreter(built, dev_idp, tmp_path) -> None:
