@@ -33,10 +33,14 @@ def is_loopback(host: str) -> bool:
 
 def check_url(url: str, what: str, *, allow_loopback_http: bool = True) -> str:
     """Refuse IdP URLs that are not ``https://`` (``http://`` is allowed to loopback hosts only)."""
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket: urlsplit raises instead of returning parts
+        host = None
+    if host and parts.scheme == "https":
         return url
-    if parts.scheme == "http" and parts.hostname and allow_loopback_http and is_loopback(parts.hostname):
+    if host and parts.scheme == "http" and allow_loopback_http and is_loopback(host):
         return url
     raise ConfigurationError("insecure_url", f"{what} must be an https:// URL (http:// only to loopback hosts)")
 
@@ -71,26 +75,33 @@ class HttpClient:
             await self._session.close()
 
     async def get_json(self, url: str) -> HttpResponse:
-        """GET a JSON object; one quick retry on connection errors (an idempotent request)."""
-        try:
-            return await self._request("GET", url)
-        except _ConnectionFailedError:
-            try:
-                return await self._request("GET", url)
-            except _ConnectionFailedError as exc:
-                raise UpstreamUnavailable("idp_unreachable", "connection to the IdP failed") from exc
+        """GET a JSON object; retried once when no connection could be made.
+
+        A connection that drops mid-request is not retried here: aiohttp already retries an
+        idempotent request once in that case, and a second layer would send four requests to a
+        struggling IdP.
+        """
+        return await self._once_more_if_unsent("GET", url)
 
     async def post_form(
         self, url: str, form: Mapping[str, str], headers: Mapping[str, str] | None = None
     ) -> HttpResponse:
         """POST form data; retried once only when the connection failed before the request was sent."""
+        return await self._once_more_if_unsent("POST", url, form=form, headers=headers)
+
+    async def _once_more_if_unsent(
+        self,
+        method: str,
+        url: str,
+        *,
+        form: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpResponse:
         try:
-            return await self._request("POST", url, form=form, headers=headers)
-        except _NotSentError:
             try:
-                return await self._request("POST", url, form=form, headers=headers)
-            except _ConnectionFailedError as exc:
-                raise UpstreamUnavailable("idp_unreachable", "connection to the IdP failed") from exc
+                return await self._request(method, url, form=form, headers=headers)
+            except _NotSentError:
+                return await self._request(method, url, form=form, headers=headers)
         except _ConnectionFailedError as exc:
             raise UpstreamUnavailable("idp_unreachable", "connection to the IdP failed") from exc
 

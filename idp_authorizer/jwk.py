@@ -32,6 +32,9 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 _EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 _MIN_RSA_BITS = 2048
 _ASYMMETRIC_KTY = frozenset({"RSA", "EC", "OKP"})
+MAX_KEYS = 100
+"""Keys read from one set. IdPs publish a handful; importing one costs up to a millisecond (an EC point
+is checked to be on its curve), so a hostile 512 KB set of thousands of keys would stall the container."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +89,10 @@ def build_key_set(document: Mapping[str, Any], algorithms: Collection[str]) -> d
     keys = document.get("keys")
     if not isinstance(keys, list):
         raise ValueError("not a JWK Set: no keys list")
+    if len(keys) > MAX_KEYS:
+        logger.warning("key set has %d keys: reading the first %d only", len(keys), MAX_KEYS)
     found: dict[str, VerifyingKey] = {}
-    for jwk in keys:
+    for jwk in keys[:MAX_KEYS]:
         if not isinstance(jwk, Mapping):
             continue
         try:
