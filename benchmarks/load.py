@@ -432,6 +432,7 @@ def run_instances(
             "env": env,
             "seed": args.seed,
             "idle_ms": args.idle_ms,
+            "rss_every": max(100, args.requests // args.instances // 200),
             "slots": str(slots_path),
             "schedule": str(workdir / f"schedule-{index}.txt"),
             "latency": str(workdir / f"latency-{index}.bin"),
@@ -546,6 +547,19 @@ def read_decisions(workdir: Path, plan: Plan, summaries: list[dict[str, Any]]) -
     decisions.latency_hit.sort()
     decisions.latency_miss.sort()
     return decisions, everything
+
+
+def rss_course(summary: dict[str, Any]) -> str:
+    """``VmRSS`` at a few points of the run: does memory level off (a bound) or keep growing (a leak)?"""
+    samples = summary.get("rss_samples") or []
+    if len(samples) < 2:
+        return "n/a"
+    last = samples[-1][0]
+    points = []
+    for fraction in (0.0, 0.1, 0.25, 0.5, 0.75, 1.0):
+        done, kib = min(samples, key=lambda sample: abs(sample[0] - fraction * last))
+        points.append(f"{kib / 1024:.1f} MiB after {done:,}")
+    return ", ".join(points)
 
 
 def _us(ns: float) -> str:
@@ -693,6 +707,9 @@ def render(args: argparse.Namespace, ctx: dict[str, Any], summaries: list[dict[s
         )
     out += [
         "",
+        "RSS during the run (VmRSS sampled every few hundred requests, instance 0): "
+        + rss_course(summaries[0] if summaries else {}),
+        "",
         "RSS at spawn is the harness alone (interpreter + `load_instance.py`, before the handler import); "
         "`ru_maxrss` can include pages inherited from the runner through fork before exec, so the peak is read "
         "from `VmHWM`.",
@@ -727,7 +744,7 @@ def plot(path: Path, ctx: dict[str, Any]) -> str | None:
         return "matplotlib is not installed (pip install -r benchmarks/requirements.txt): no plot"
     decisions: Decisions = ctx["decisions"]
     series: Series = ctx["series"]
-    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(16, 4.5))
+    fig, (left, middle, right, memory) = plt.subplots(1, 4, figsize=(21, 4.5))
     groups = [("verdict-cache hits", decisions.latency_hit), ("misses", decisions.latency_miss)]
     if not decisions.aligned:
         groups = [("all requests", ctx["latencies"])]
@@ -774,6 +791,15 @@ def plot(path: Path, ctx: dict[str, Any]) -> str | None:
             line = axis.axvline(ctx["rotated_at"], color="tab:red", linestyle="--", label="key rotation")
         handles, labels = [*handles, line], [*labels, "key rotation"]
     middle.legend(handles, labels, loc="center right")
+    for summary in ctx["summaries"]:
+        samples = summary.get("rss_samples") or []
+        memory.plot([d for d, _ in samples], [k / 1024 for _, k in samples], label=f"instance {summary['index']}")
+    memory.axhline(RSS_TARGET_MIB, color="tab:red", linestyle=":", label=f"{RSS_TARGET_MIB:.0f} MiB target")
+    memory.set_xlabel("requests done by the instance")
+    memory.set_ylabel("RSS (MiB)")
+    memory.set_ylim(bottom=0)
+    memory.set_title("Memory per instance")
+    memory.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -890,6 +916,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ctx["idp_final"] = idp_counts(idp, introspection)
         ctx["redis_stats"] = redis.stats() if redis is not None else {}
         ctx["decisions"], ctx["latencies"] = read_decisions(workdir, ctx["plan"], summaries)
+        ctx["summaries"] = summaries
         if args.keep:
             print(f"work folder kept: {workdir}", file=sys.stderr)
     report, errors = render(args, ctx, summaries)

@@ -82,6 +82,8 @@ def main(config_path: str) -> int:
     examples: list[str] = []
     latencies = array.array("q")
     busy_ns = done = 0
+    rss_every = max(1, config.get("rss_every", 1000))
+    rss_samples: list[tuple[int, int]] = [(0, status_kib("VmRSS"))]
     slots.set(instances + index, 1)
     while not slots.get(2 * instances):
         time.sleep(0.001)
@@ -111,6 +113,8 @@ def main(config_path: str) -> int:
                 what = detail if outcome == "exception" else outcome
                 examples.append(f"request {done} ({KINDS[kind]}, phase {phase // 2}): expected {expected}, got {what}")
             slots.set(index, done)
+            if done % rss_every == 0:
+                rss_samples.append((done, status_kib("VmRSS")))
             if len(latencies) >= 8192:
                 latencies.tofile(latency_file)
                 latencies = array.array("q")
@@ -132,6 +136,7 @@ def main(config_path: str) -> int:
         "t_start": t_start,
         "t_end": t_end,
         "busy_ns": busy_ns,
+        "rss_samples": rss_samples,
     }
     Path(config["summary"]).write_text(json.dumps(summary))
     return 0
