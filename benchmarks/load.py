@@ -42,6 +42,7 @@ import mmap
 import os
 import platform
 import random
+import re
 import shutil
 import socket
 import struct
@@ -68,6 +69,7 @@ ISSUE_RUN = {"instances": 4, "requests": 100_000, "distinct": 1000}
 ISSUE_MEMORY_DISTINCT = 200_000
 AUTO_EDDSA_ABOVE = 20_000  # RS256 mints at ~1 ms each: above this many JWTs, default to EdDSA
 KINDS = {"j": "valid JWT", "o": "valid opaque", "x": "invalid JWT", "r": "unknown opaque"}
+CODE = re.compile(r'"code":"([^"]*)"')
 INVALID_JWT_KINDS = ("expired", "bad_signature", "wrong_audience", "wrong_issuer")
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -516,6 +518,7 @@ class Decisions:
     hits: dict[str, list[int]] = field(default_factory=dict)  # kind -> [hits, total]
     latency_hit: list[int] = field(default_factory=list)
     latency_miss: list[int] = field(default_factory=list)
+    codes: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, reason code) -> requests
     aligned: bool = True
 
 
@@ -529,16 +532,20 @@ def read_decisions(workdir: Path, plan: Plan, summaries: list[dict[str, Any]]) -
         latencies.frombytes(raw[: len(raw) // 8 * 8])
         everything.extend(latencies)
         kinds = plan.kinds_by_instance[index]
-        hits = []
+        hits, codes = [], []
         with open(workdir / f"log-{index}.log", errors="replace") as log:
             for line in log:
                 if '"logger":"idp_authorizer.decision"' in line:
                     hits.append('"cache_hit":true' in line)
+                    code = CODE.search(line)
+                    codes.append(code[1] if code else "?")
         decisions.lines += len(hits)
         if len(hits) != len(kinds) or len(latencies) != len(kinds):
             decisions.aligned = False
             continue
-        for kind, hit, ns in zip(kinds, hits, latencies, strict=True):
+        for kind, hit, ns, code in zip(kinds, hits, latencies, codes, strict=True):
+            key = (chr(kind), code)
+            decisions.codes[key] = decisions.codes.get(key, 0) + 1
             counter = decisions.hits[chr(kind)]
             counter[0] += hit
             counter[1] += 1
@@ -691,6 +698,11 @@ def render(args: argparse.Namespace, ctx: dict[str, Any], summaries: list[dict[s
     else:
         out.append(f"| decision log lines | {decisions.lines:,} for {total:,} requests (not aligned: no hit ratios) |")
     out.append(f"| decisions right / wrong / exceptions | {counts['ok']:,} / {counts['wrong']} / {counts['error']} |")
+    if decisions.codes:
+        out += ["", "### Decision codes by token kind (decision log)", "", "| token kind | code | requests |",
+                "|---|---|--:|"]  # fmt: skip
+        for (kind, code), n in sorted(decisions.codes.items(), key=lambda item: (item[0][0], -item[1])):
+            out.append(f"| {KINDS[kind]} | {code} | {n:,} |")
     out += [
         "",
         "### Per instance",
