@@ -84,7 +84,7 @@ class JwksStore:
             self.penalty_hits += 1
             raise InvalidToken("unknown_kid", "no key with this kid (key set refreshed recently)")
         try:
-            await self.refresh()
+            await self.refresh(kid)
         except UpstreamUnavailable:
             if key is not None and age < self._policy.max_age + self._policy.stale_seconds:
                 logger.warning("serving last known good keys during an IdP outage")
@@ -98,12 +98,12 @@ class JwksStore:
             raise InvalidToken("unknown_kid", "no key with this kid")
         return key
 
-    async def refresh(self) -> None:
-        """Fetch the key set once, shared by every concurrent caller."""
+    async def refresh(self, kid: str | None = None) -> None:
+        """Fetch the key set once, shared by every concurrent caller; ``kid`` is the key being looked for."""
         if self._inflight is None:
             if self._clock() - self._failed_at < self._policy.retry_after:
                 raise UpstreamUnavailable("idp_backoff", "the key set fetch failed moments ago")
-            self._inflight = asyncio.ensure_future(self._fetch())
+            self._inflight = asyncio.ensure_future(self._fetch(kid))
         inflight = self._inflight
         try:
             await asyncio.shield(inflight)
@@ -111,10 +111,10 @@ class JwksStore:
             if self._inflight is inflight and inflight.done():
                 self._inflight = None
 
-    async def _fetch(self) -> None:
+    async def _fetch(self, kid: str | None) -> None:
         try:
             url = self._url if isinstance(self._url, str) else await self._url()
-            if await self._hydrate_shared(url):
+            if await self._hydrate_shared(url, kid):
                 return
             self.fetches += 1
             response = await self._http.get_json(url)
@@ -134,11 +134,11 @@ class JwksStore:
         if self._shared is not None:
             await self._shared.save(url, response.body, self._fetched_at, self._policy.max_age)
 
-    async def _hydrate_shared(self, url: str) -> bool:
-        """Take the key set another instance fetched, if it is newer than ours and still fresh.
+    async def _hydrate_shared(self, url: str, kid: str | None) -> bool:
+        """Take the key set another instance fetched, if it is newer than ours, still fresh, and has ``kid``.
 
-        A refresh for an unknown ``kid`` with the same key set as the shared one goes to the IdP,
-        so a rotation is still seen at once.
+        A refresh for an unknown ``kid`` that the shared key set lacks too goes to the IdP, so a
+        rotation is seen at once even when instances saved the old set in turn.
         """
         found = await self._shared.load(url) if self._shared is not None else None
         if found is None:
@@ -147,9 +147,13 @@ class JwksStore:
         if fetched_at <= self._fetched_at or self._clock() - fetched_at >= self._policy.max_age:
             return False
         try:
-            return self.hydrate(document, fetched_at)
+            keys = build_key_set(document, self._algorithms)
         except ValueError:
             return False
+        if not keys or (kid is not None and kid not in keys):
+            return False
+        self._adopt(keys, fetched_at)
+        return True
 
     async def close(self) -> None:
         await self._http.close()
@@ -158,7 +162,10 @@ class JwksStore:
         """Load a key set obtained elsewhere (shared cache, init-time warm-up) as if fetched at ``fetched_at``."""
         keys = build_key_set(document, self._algorithms)
         if keys:
-            self._keys = keys
-            self._fetched_at = self._clock() if fetched_at is None else fetched_at
-            self._failed_at = -float("inf")
+            self._adopt(keys, self._clock() if fetched_at is None else fetched_at)
         return bool(keys)
+
+    def _adopt(self, keys: dict[str, VerifyingKey], fetched_at: float) -> None:
+        self._keys = keys
+        self._fetched_at = fetched_at
+        self._failed_at = -float("inf")

@@ -287,6 +287,24 @@ async def test_key_rotation_seen_by_another_instance_through_the_shared_tier(
     await close(first, second)
 
 
+async def test_rotation_when_every_instance_saved_the_old_set_in_turn(fresh_idp, server, redis_server, monkeypatch):
+    # Found by benchmarks/load.py: instances started together each save the old key set; the one saved
+    # last is "newer" than the others' but still lacks the new kid. It must not be taken for a refresh.
+    settings_env(monkeypatch, fresh_idp, server, redis_server.url, IDP_JWKS_COOLDOWN_SECONDS="30")
+    first, second = instance(), instance()
+    assert await outcome_of_async(first.authorize(token_event(fresh_idp.mint()))) == "allow"
+    second_store: Any = second.router.providers[0].store
+    second_store._fetched_at = -float("inf")  # as if it had fetched before the first one saved
+    assert await outcome_of_async(second.authorize(token_event(fresh_idp.mint()))) == "allow"
+    fresh_idp.rotate_keys()
+    hits = fresh_idp.hits["/.well-known/jwks.json"]
+    first_store: Any = first.router.providers[0].store
+    first_store._fetched_at -= 1  # the shared copy is newer than this instance's, but old
+    assert await outcome_of_async(first.authorize(token_event(fresh_idp.mint()))) == "allow"
+    assert fresh_idp.hits["/.well-known/jwks.json"] == hits + 1
+    await close(first, second)
+
+
 async def test_memcached_values_are_json_too(fresh_idp, server, memcached_server, monkeypatch):
     settings_env(monkeypatch, fresh_idp, server, memcached_server.url)
     token = server.issue()
