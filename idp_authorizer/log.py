@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from idp_authorizer.principal import Principal
 
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
-_quote: Any = json.encoder.encode_basestring  # C-accelerated JSON string escape
+# C-accelerated JSON string escape, ASCII only: an IdP-supplied value (an introspection ``iss``) may hold a lone
+# surrogate, which a UTF-8 stdout cannot encode; escaped, the line is written and stays valid JSON.
+_quote: Any = json.encoder.encode_basestring_ascii
 
 
 class JsonFormatter(logging.Formatter):

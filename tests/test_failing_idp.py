@@ -12,6 +12,7 @@ through :func:`idp_authorizer.compose.build_authorizer`, the same composition th
 from __future__ import annotations
 
 import base64
+import io
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -635,6 +636,8 @@ INTROSPECTION_ANSWERS: dict[str, tuple[Callable[[], Any], str]] = {
     "nbf in the future": (lambda: json_body({"active": True, "sub": "svc", "nbf": NOW + 600}), "unauthorized"),
     "refresh token": (lambda: json_body({"active": True, "sub": "svc", "token_type": "refresh_token"}), "unauthorized"),
     "aud malformed": (lambda: json_body({"active": True, "sub": "svc", "aud": [1]}), "unauthorized"),
+    "iss a lone surrogate": (lambda: raw(b'{"active": true, "sub": "svc", "iss": "\\ud800"}'), "allow"),
+    "sub a lone surrogate": (lambda: raw(b'{"active": true, "sub": "\\udfff", "client_id": "\\ud800"}'), "allow"),
     "a list": (lambda: json_body([{"active": True, "sub": "svc"}]), "unavailable"),
     "invalid JSON": (lambda: raw(b"{"), "unavailable"),
     "400": (lambda: status(400, b'{"error":"invalid_request"}'), "unauthorized"),
@@ -664,6 +667,8 @@ def test_introspection_answers_fail_closed(server, build, name):
     fault, expected = INTROSPECTION_ANSWERS[name]
     server.set(INTROSPECT, fault())
     authorizer = build(introspection_env(server))
+    # Decision lines go where Lambda sends them: a strict UTF-8 stream (pytest's capture would forgive more).
+    authorizer._log.stream = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", write_through=True)
     got, elapsed = timed(lambda: authorizer.handle(token_event("opaque-" + name.encode().hex())))
     assert got == expected, name
     assert elapsed < TIME_BOUND
