@@ -26,9 +26,8 @@ class Smoke:
         self.out = out
         scripts = {
             "cold_start": ["cold_start.py", "--smoke", "--out", str(out / "cold_start.md")],
-            # Without the shared Redis tier: the smoke keeps the script working; the Redis path is the
-            # shared-cache tests' job (and `benchmarks/load.py --smoke` run by hand includes it).
-            "load": ["load.py", "--smoke", "--no-redis", "--out-dir", str(out), "--no-progress"],
+            # With the shared Redis tier, as users run it (it found the key-rotation bug in jwks.py).
+            "load": ["load.py", "--smoke", "--out-dir", str(out), "--no-progress"],
             "warm_path": ["warm_path.py", "--smoke", "--no-npm-install", "--out", str(out / "warm.md")],
         }
         self.procs = {
