@@ -103,6 +103,24 @@ class SharedTier:
             return
         self._recovered()
 
+    async def claim(self, key: str, seconds: float) -> bool:
+        """Take a short-lived marker (``SET NX`` / memcached ``add``): ``True`` when this caller should do the work.
+
+        Used so that instances missing the same entry at the same moment ask the IdP once between them.
+        Any doubt (outage, unavailable tier) answers ``True``: the marker saves calls, it never gates a decision.
+        """
+        if not self.available:
+            return True
+        try:
+            await self._client().add(key, "1", ttl=max(1, math.ceil(seconds)))
+        except ValueError:
+            return False  # someone else holds it
+        except self._errors as exc:
+            self._failed(exc)
+            return True
+        self._recovered()
+        return True
+
     async def close(self) -> None:
         if self._backend is not None:
             loop, backend = self._backend

@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 ClientAuthMethod = Literal["client_secret_basic", "client_secret_post"]
 Endpoint = str | Callable[[], Awaitable[str]]
 
+_SHARED_WAIT_SECONDS = 1.0
+"""Longest an instance waits for another one's introspection of the same token before asking itself."""
+_SHARED_POLL_SECONDS = 0.02
+
 ACCESS_TOKEN_TYPES = frozenset({"bearer", "access_token", "urn:ietf:params:oauth:token-type:access_token"})
 """``token_type`` values (compared case-insensitively) of a token usable as a bearer access token.
 Refresh tokens, ID tokens and sender-constrained ``DPoP`` tokens (whose proof is not checked here) are refused."""
@@ -158,9 +162,10 @@ class IntrospectionProvider:
 
     async def _resolve(self, key: str, token: str) -> Principal:
         """L2, else the IdP; the verdict goes to L1 (and L2 when it came from the IdP)."""
-        stored = await self._shared.get(shared_key(key)) if self._shared is not None else None
-        if stored is not None and (principal := self._from_stored(key, *stored)) is not None:
-            return principal
+        if self._shared is not None:
+            principal = await self._from_shared(key)
+            if principal is not None:
+                return principal
         answered_at = self._clock()
         response = await self._introspect(token)
         try:
@@ -177,6 +182,25 @@ class IntrospectionProvider:
                 kept = {name: value for name, value in response.items() if value != token}
                 await self._shared.set(shared_key(key), {"response": kept}, principal.expires_at)
         return principal
+
+    async def _from_shared(self, key: str) -> Principal | None:
+        """The verdict another instance stored; if another instance is asking the IdP right now, wait for it.
+
+        The wait is bounded (``_SHARED_WAIT_SECONDS``); after it this instance asks the IdP itself.
+        """
+        assert self._shared is not None
+        stored = await self._shared.get(shared_key(key))
+        if stored is not None:
+            return self._from_stored(key, *stored)
+        if self.cache_seconds <= 0 or await self._shared.claim(shared_key("claim:" + key), _SHARED_WAIT_SECONDS):
+            return None
+        deadline = self._clock() + _SHARED_WAIT_SECONDS
+        while self._clock() < deadline:
+            await asyncio.sleep(_SHARED_POLL_SECONDS)
+            stored = await self._shared.get(shared_key(key))
+            if stored is not None:
+                return self._from_stored(key, *stored)
+        return None
 
     def _from_stored(self, key: str, value: dict[str, Any], expires_at: float) -> Principal | None:
         """Rebuild a verdict another instance stored (checked again now); ``None`` if unusable."""

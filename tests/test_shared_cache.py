@@ -8,6 +8,7 @@ cache going away changes no decision.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -159,9 +160,14 @@ async def test_values_are_json_with_expiry_under_versioned_keys_never_the_token(
     await authorizer.authorize(token_event(token))
     await authorizer.authorize(token_event(jwt))
     client = redis.asyncio.Redis(port=redis_server.port)
-    keys = sorted(key.decode() for key in await client.keys("*"))
+    every_key = sorted(key.decode() for key in await client.keys("*"))
+    assert all(key.startswith("idp:v1:") and token not in key for key in every_key)
+    # The short-lived marker instances take before introspecting (one IdP call between them) holds no data.
+    claims = [key for key in every_key if key.split(":")[2] == "claim"]
+    assert len(claims) == 1 and await client.get(claims[0]) == b"1" and 0 < await client.ttl(claims[0]) <= 1
+    keys = [key for key in every_key if key not in claims]
     kinds = sorted(key.split(":")[2] for key in keys)
-    assert kinds == ["discovery", "introspect", "jwks"] and all(key.startswith("idp:v1:") for key in keys)
+    assert kinds == ["discovery", "introspect", "jwks"]
     introspect_key = next(key for key in keys if ":introspect:" in key)
     assert introspect_key.endswith(":" + hashlib.sha256(token.encode()).hexdigest())
     now = time.time()
@@ -285,6 +291,17 @@ async def test_key_rotation_seen_by_another_instance_through_the_shared_tier(
     assert await outcome_of_async(second.authorize(token_event(fresh_idp.mint()))) == "allow"  # the newer shared set
     assert fresh_idp.hits["/.well-known/jwks.json"] == 2
     await close(first, second)
+
+
+async def test_instances_missing_together_make_one_call(fresh_idp, server, redis_server, monkeypatch):
+    # Several instances miss the same token at the same moment: one asks the IdP, the others wait for its answer.
+    settings_env(monkeypatch, fresh_idp, server, redis_server.url)
+    instances = [instance() for _ in range(4)]
+    tokens = [server.issue(sub=f"user-{i}") for i in range(5)]
+    outcomes = await asyncio.gather(*(outcome_of_async(a.authorize(token_event(t))) for a in instances for t in tokens))
+    assert outcomes == ["allow"] * 20
+    assert server.calls == 5 and set(server.calls_by_token.values()) == {1}
+    await close(*instances)
 
 
 async def test_rotation_when_every_instance_saved_the_old_set_in_turn(fresh_idp, server, redis_server, monkeypatch):
