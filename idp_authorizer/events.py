@@ -38,7 +38,7 @@ class TokenSource:
     def parse(cls, spec: str) -> TokenSource:
         kind, sep, name = spec.strip().partition(":")
         if not sep or not name or kind not in ("header", "query", "cookie"):
-            raise ValueError(f"token source {spec!r} is not header:NAME, query:NAME or cookie:NAME")
+            raise ValueError("each token source must be header:NAME, query:NAME or cookie:NAME")
         return cls(kind, name.strip())  # type: ignore[arg-type]
 
 

@@ -106,7 +106,8 @@ def check_header(header: Mapping[str, Any], algorithms: Collection[str], require
     return alg, kid
 
 
-def _number(claims: Mapping[str, Any], name: str, *, required: bool) -> float | None:
+def numeric_date(claims: Mapping[str, Any], name: str, *, required: bool = False) -> float | None:
+    """A NumericDate claim (RFC 7519 section 2) as a float; ``None`` when absent and not required."""
     value = claims.get(name)
     if value is None and not required:
         if name in claims:
@@ -132,14 +133,14 @@ class ClaimRules:
 
     def check(self, claims: Mapping[str, Any], now: float) -> tuple[float, tuple[str, ...]]:
         """``(exp, audiences)`` of claims that pass; raises :class:`InvalidToken` naming the first failure."""
-        exp = _number(claims, "exp", required=True)
+        exp = numeric_date(claims, "exp", required=True)
         assert exp is not None
         if now >= exp + self.leeway:
             raise InvalidToken("expired", "token has expired")
-        nbf = _number(claims, "nbf", required=False)
+        nbf = numeric_date(claims, "nbf", required=False)
         if nbf is not None and nbf > now + self.leeway:
             raise InvalidToken("not_yet_valid", "token is not valid yet")
-        iat = _number(claims, "iat", required=False)
+        iat = numeric_date(claims, "iat", required=False)
         if iat is not None and iat > now + self.leeway:
             raise InvalidToken("issued_in_future", "token iat is in the future")
         if claims.get("iss") != self.issuer:

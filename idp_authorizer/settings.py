@@ -78,9 +78,12 @@ class ProviderConfig(BaseModel):
     @field_validator("algorithms")
     @classmethod
     def _asymmetric_only(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # The refused values are not echoed: a secret pasted into the wrong variable must not reach the logs.
         refused = [alg for alg in value if alg not in ASYMMETRIC]
         if refused or not value:
-            raise ValueError(f"only asymmetric algorithms are accepted ({', '.join(ASYMMETRIC)}); refused: {refused}")
+            raise ValueError(
+                f"only asymmetric algorithms are accepted ({', '.join(ASYMMETRIC)}); {len(refused)} refused"
+            )
         return value
 
     @model_validator(mode="after")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from idp_authorizer.cache import BoundedMemoryCache
 from idp_authorizer.clock import Clock
 from idp_authorizer.errors import InvalidToken, UpstreamUnavailable
 from idp_authorizer.http import HttpClient
+from idp_authorizer.jwt import numeric_date
 from idp_authorizer.principal import Principal, scopes_from_claims
 from idp_authorizer.shared_cache import digest, shared_key
 
@@ -76,10 +76,10 @@ class IntrospectionRules:
 
     def check(self, response: Mapping[str, Any], now: float) -> tuple[float | None, tuple[str, ...]]:
         """``(exp, audiences)`` of a response that passes; raises :class:`InvalidToken` naming the failure."""
-        exp = _number(response, "exp")
+        exp = numeric_date(response, "exp")
         if exp is not None and now >= exp + self.leeway:
             raise InvalidToken("expired", "token has expired")
-        nbf = _number(response, "nbf")
+        nbf = numeric_date(response, "nbf")
         if nbf is not None and nbf > now + self.leeway:
             raise InvalidToken("not_yet_valid", "token is not valid yet")
         if self.issuer is not None and response.get("iss") != self.issuer:
@@ -273,15 +273,6 @@ class IntrospectionProvider:
 def _text(response: Mapping[str, Any], name: str) -> str | None:
     value = response.get(name)
     return value if isinstance(value, str) and value else None
-
-
-def _number(response: Mapping[str, Any], name: str) -> float | None:
-    value = response.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidToken(f"invalid_{name}", f"{name} is not a NumericDate")
-    return float(value)
 
 
 def _audiences(value: object) -> tuple[str, ...]:
