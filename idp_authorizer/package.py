@@ -38,6 +38,7 @@ UNZIPPED_LIMIT = 250 * 1024 * 1024
 LAMBDA_TASK_ROOT = "/var/task"
 _DROP_DIRS = {"__pycache__", "tests", "test", "bin"}
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+LATEST_ZIP = "idp-authorizer-lambda.zip"
 
 
 @dataclass
@@ -63,6 +64,7 @@ class PackageResult:
             if self.compiled_with
             else "  .pyc     none",
             "  handler  idp_authorizer.handler.handler",
+            f"  latest   also copied to {self.zip_path.parent / LATEST_ZIP} (the path deploy/ templates use)",
         ]
         if self.zipped_bytes > ZIP_LIMIT:
             lines.append("  too big for a direct upload: upload it to S3 and point the function at the object")
@@ -103,6 +105,8 @@ def build(
         zip_path = out_dir / f"idp-authorizer-lambda-{arch}-py{python}.zip"
         files, unzipped = write_zip(root, zip_path)
         pyc = sum(1 for _ in root.rglob("*.pyc"))
+    # The deploy templates (deploy/) point at one stable name: the latest build.
+    shutil.copyfile(zip_path, out_dir / LATEST_ZIP)
     return PackageResult(zip_path, zip_path.stat().st_size, unzipped, files, pyc, compiler, warnings)
 
 

@@ -44,6 +44,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> package.PackageResult:
 
 def test_zip_is_named_for_its_target_and_within_lambda_limits(built: package.PackageResult) -> None:
     assert built.zip_path.name == f"idp-authorizer-lambda-{ARCH}-py3.11.zip"
+    latest = built.zip_path.parent / package.LATEST_ZIP  # what deploy/ templates point at
+    assert latest.read_bytes() == built.zip_path.read_bytes()
     assert built.zipped_bytes < package.ZIP_LIMIT and built.unzipped_bytes < package.UNZIPPED_LIMIT
     assert "of the 50.0 MB direct-upload limit" in built.report()
 
