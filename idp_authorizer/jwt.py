@@ -12,18 +12,16 @@ from __future__ import annotations
 import binascii
 import json
 import math
-import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from idp_authorizer.errors import InvalidToken
 
 _B64URL = bytes.maketrans(b"-_", b"+/")
 
 
-@dataclass(frozen=True, slots=True)
-class CompactJws:
+class CompactJws(NamedTuple):
     """A JWS compact serialization split into its parts; header and claims are NOT yet verified."""
 
     unverified_header: dict[str, Any]
@@ -32,11 +30,14 @@ class CompactJws:
     signature: bytes
 
 
-_COMPACT = re.compile(rb"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-
-
 def b64url_decode(part: bytes) -> bytes:
-    """base64url without padding (RFC 7515 section 2); the caller has checked the alphabet."""
+    """Strict base64url without padding (RFC 7515 section 2): any other character is refused.
+
+    ``=``, ``+`` and ``/`` (padding, plain base64) are refused here; after ``-``/``_`` are mapped to them, strict
+    mode refuses every character outside the alphabet.
+    """
+    if not part or b"=" in part or b"+" in part or b"/" in part:
+        raise ValueError("not base64url")
     return binascii.a2b_base64(part.translate(_B64URL) + b"=" * (-len(part) % 4), strict_mode=True)
 
 
@@ -47,10 +48,20 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+_SCAN: Any = json.JSONDecoder(object_pairs_hook=_unique_keys).scan_once  # type: ignore[attr-defined]
+_JSON_SPACE = " \t\n\r"
+
+
 def _json_object(raw: bytes) -> dict[str, Any]:
     # RFC 8259 JSON text exchanged between systems must be UTF-8; no BOM, no UTF-16 guessing.
-    value = json.loads(raw.decode("utf-8", "strict"), object_pairs_hook=_unique_keys)
-    if not isinstance(value, dict):
+    text = raw.decode("utf-8", "strict").strip(_JSON_SPACE)
+    # The decoder's scanner directly: json.loads would build a decoder per call and match
+    # whitespace with regular expressions, several microseconds per token on the hot path.
+    try:
+        value, end = _SCAN(text, 0)
+    except StopIteration:
+        raise ValueError("not JSON") from None
+    if end != len(text) or not isinstance(value, dict):
         raise ValueError("not a JSON object")
     return value
 
@@ -60,22 +71,39 @@ def is_compact_jws(token: str) -> bool:
     return token.count(".") == 2
 
 
+_HEADERS: dict[bytes, dict[str, Any]] = {}
+_HEADERS_MAX = 256
+
+
+def _remember_header(header_b64: bytes) -> dict[str, Any]:
+    """Decode a protected header; an issuer signs every token with the same few, so they are remembered.
+
+    Only headers that decode to a JSON object are kept (the memo is bounded and starts over when
+    full); callers read them and never change them.
+    """
+    header = _json_object(b64url_decode(header_b64))
+    if len(_HEADERS) >= _HEADERS_MAX:
+        _HEADERS.clear()
+    _HEADERS[header_b64] = header
+    return header
+
+
 def decompose(token: str) -> CompactJws:
     """Split and decode a compact JWS; raises :class:`InvalidToken` for anything malformed.
 
-    One regular expression checks the shape and the base64url alphabet of all three parts (no
-    padding, no ``+``, ``/`` or other characters), so decoding needs no further checks.
+    Each part must be non-empty strict base64url (no padding, no ``+``, ``/`` or other characters).
     """
     try:
         data = token.encode("ascii")
     except UnicodeEncodeError:
         raise InvalidToken("malformed_token", "token is not ASCII") from None
-    if _COMPACT.fullmatch(data) is None:
-        code = "jwe_not_supported" if data.count(b".") == 4 else "malformed_token"
+    parts = data.split(b".")
+    if len(parts) != 3:
+        code = "jwe_not_supported" if len(parts) == 5 else "malformed_token"
         raise InvalidToken(code, "not a JWS compact serialization")
-    header_b64, payload_b64, signature_b64 = data.split(b".")
+    header_b64, payload_b64, signature_b64 = parts
     try:
-        header = _json_object(b64url_decode(header_b64))
+        header = _HEADERS.get(header_b64) or _remember_header(header_b64)
         claims = _json_object(b64url_decode(payload_b64))
         signature = b64url_decode(signature_b64)
     except (ValueError, RecursionError, UnicodeError, binascii.Error) as exc:
