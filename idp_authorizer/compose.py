@@ -85,7 +85,7 @@ def build_authorizer(settings: Settings, *, clock: Clock = time.time, http: Http
         cache=cache,
         cache_policy=CachePolicy(negative_seconds=settings.negative_cache_seconds),
         max_token_bytes=settings.max_token_bytes,
-        decision_log=DecisionLog(settings.log_level),
+        decision_log=DecisionLog(settings.log_level, decisions=settings.log_decisions),
         metrics=metrics,
         clock=clock,
     )

@@ -60,10 +60,18 @@ def _str(value: str | None) -> str:
 
 
 class DecisionLog:
-    """Writes the one decision line per request. ``stream`` is swappable for tests."""
+    """Writes the one decision line per request. ``stream`` is swappable for tests.
 
-    def __init__(self, level: str = "INFO", stream: IO[str] | None = None) -> None:
-        self.enabled = _LEVELS.get(level, 20) <= _LEVELS["INFO"]
+    ``decisions`` chooses which decisions are written: ``all``, ``refusals`` (everything but allows)
+    or ``none``. With unbuffered stdout, as on Lambda, each line is a write system call, which costs
+    more than answering a cached token: high-traffic APIs may keep refusals only and count the rest
+    with ``IDP_METRICS``.
+    """
+
+    def __init__(self, level: str = "INFO", stream: IO[str] | None = None, decisions: str = "all") -> None:
+        enabled = _LEVELS.get(level, 20) <= _LEVELS["INFO"] and decisions != "none"
+        self.enabled = enabled
+        self.allows = enabled and decisions == "all"
         self.stream = stream
 
     def write(
@@ -79,7 +87,7 @@ class DecisionLog:
         fingerprint: str | None,
     ) -> None:
         """One line: outcome, reason code, who (provider, issuer, kid), cache hit, latency, request id."""
-        if not self.enabled:
+        if not self.enabled or (outcome == "allow" and not self.allows):
             return
         if principal is None:
             who = '"provider":null,"issuer":null,"kid":null'

@@ -148,6 +148,7 @@ class Settings(BaseSettings):
     max_token_bytes: int = Field(10 * 1024, ge=64)
     allow_loopback_http: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_decisions: Literal["all", "refusals", "none"] = "all"
     metrics: bool = False
     """One CloudWatch Embedded Metric Format line per invocation (see :mod:`idp_authorizer.metrics`)."""
     metrics_namespace: str = Field("IdpAuthorizer", pattern=r"^[A-Za-z0-9 ._#:/-]{1,255}$")

@@ -213,3 +213,15 @@ async def test_async_entry_gives_the_same_response(dev_idp, configure):
     configure(oidc_env(dev_idp))
     event = events(dev_idp.mint())["http-v2"]
     assert await handler.authorize(event) == handler.handler(event, None)
+
+
+@pytest.mark.parametrize(
+    ("decisions", "logged"), [("all", ["allow", "invalid"]), ("refusals", ["invalid"]), ("none", [])]
+)
+def test_log_decisions_setting_chooses_which_lines_are_written(dev_idp, configure, capsys, decisions, logged):
+    configure(oidc_env(dev_idp, IDP_LOG_DECISIONS=decisions))
+    capsys.readouterr()
+    handler.handler(events(dev_idp.mint())["rest-token"], None)
+    assert refused(lambda: handler.handler(events(dev_idp.mint(ttl=-5))["rest-token"], None)) == "401"
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["outcome"] for line in lines if line.get("logger") == "idp_authorizer.decision"] == logged
