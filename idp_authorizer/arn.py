@@ -63,6 +63,9 @@ def parse_arn(value: object) -> ExecuteApiArn | None:
 
 
 def _parse(value: str) -> ExecuteApiArn | None:
+    # Printable ASCII only: fullwidth digits or a NUL have no place in an ARN (and \d, \s are Unicode-aware).
+    if not (value.isascii() and value.isprintable()):
+        return None
     match = _ARN.fullmatch(value)
     if match is None:
         return None

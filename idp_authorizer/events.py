@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from idp_authorizer.arn import ExecuteApiArn, parse_arn
 from idp_authorizer.errors import InvalidToken
@@ -45,9 +45,8 @@ class TokenSource:
 DEFAULT_SOURCES = (TokenSource("header", "Authorization"),)
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    """What the authorizer needs from one event."""
+class Request(NamedTuple):
+    """What the authorizer needs from one event (a tuple: built on every request, so kept cheap)."""
 
     shape: Shape
     arn: ExecuteApiArn | None
@@ -58,7 +57,7 @@ class Request:
     path: str
     """The concrete request path from the ARN (``/`` joined), for rules when no template is known."""
     token: str | None
-    """Printable ASCII without spaces; :func:`check_token_syntax` completes the check before verification."""
+    """ASCII without spaces; :func:`check_token_syntax` completes the check before verification."""
     request_id: str | None = None
 
     @property
@@ -76,7 +75,7 @@ def detect_shape(event: Mapping[str, Any]) -> Shape:
         return "rest-token"
     if kind == "REQUEST":
         context = event.get("requestContext")
-        if isinstance(context, Mapping) and context.get("eventType") == "CONNECT":
+        if isinstance(context, dict) and context.get("eventType") == "CONNECT":
             return "websocket"
         if version == "1.0":
             return "http-v1"
@@ -87,10 +86,10 @@ def detect_shape(event: Mapping[str, Any]) -> Shape:
 
 def parse_event(event: object, sources: Sequence[TokenSource] = DEFAULT_SOURCES) -> Request:
     """Parse an authorizer event into a :class:`Request`."""
-    if not isinstance(event, Mapping):
+    if not isinstance(event, dict):
         raise InvalidToken("malformed_event", "event is not an object")
     shape = detect_shape(event)
-    arn = _arn(event.get("routeArn" if shape == "http-v2" else "methodArn"))
+    arn = parse_arn(event.get("routeArn" if shape == "http-v2" else "methodArn"))
     if arn is None:
         # API Gateway always sends one; without it no policy can be scoped and no route rule applied.
         raise InvalidToken("malformed_event", "event has no valid methodArn/routeArn")
@@ -100,20 +99,13 @@ def parse_event(event: object, sources: Sequence[TokenSource] = DEFAULT_SOURCES)
     return Request(shape, arn, method, template, path, token, _request_id(event))
 
 
-def _arn(value: object) -> ExecuteApiArn | None:
-    # Printable ASCII first: the ARN pattern's \d and \s are Unicode-aware, so fullwidth digits or a NUL would pass.
-    if not isinstance(value, str) or not (value.isascii() and value.isprintable()):
-        return None
-    return parse_arn(value)
-
-
 def refused_request(event: object) -> Request | None:
     """A bare :class:`Request` for an event :func:`parse_event` refused, when its shape is still known.
 
     It carries no ARN and no token: only what the responder needs to answer in the event's own form
     (``{"isAuthorized": false}`` for payload 2.0 with simple responses, the 401 otherwise).
     """
-    if not isinstance(event, Mapping):
+    if not isinstance(event, dict):
         return None
     try:
         return Request(detect_shape(event), None, "", None, "", None, _request_id(event))
@@ -143,7 +135,7 @@ def _route(event: Mapping[str, Any], shape: Shape, arn: ExecuteApiArn | None) ->
 
 def _request_id(event: Mapping[str, Any]) -> str | None:
     context = event.get("requestContext")
-    value = context.get("requestId") if isinstance(context, Mapping) else None
+    value = context.get("requestId") if isinstance(context, dict) else None
     # Logged as is: printable ASCII only (API Gateway sends UUIDs), so no control character or lone
     # surrogate reaches the log stream.
     return value if isinstance(value, str) and len(value) <= 128 and value.isascii() and value.isprintable() else None
@@ -181,7 +173,7 @@ def _named_values(event: Mapping[str, Any], fields: tuple[str, ...], name: str, 
         table = event.get(field)
         if table is None:
             continue
-        if not isinstance(table, Mapping):
+        if not isinstance(table, dict):
             raise InvalidToken("malformed_event", f"{field} is not an object")
         for key, value in table.items():
             if (key if exact else str(key).lower()) != wanted:
@@ -227,9 +219,10 @@ def _bearer(raw: object) -> str:
 
 
 def _bare(raw: object) -> str:
-    # Cheap checks here; the full RFC 6750 syntax is checked by check_token_syntax on a cache miss only,
-    # since a token found in the verdict cache passed it when it was first seen.
-    if not isinstance(raw, str) or not raw or len(raw) > _MAX_HEADER or not (raw.isascii() and raw.isprintable()):
+    # Cheap checks here (ASCII, so hashing it cannot fail); the full RFC 6750 syntax, which also refuses
+    # control characters, is checked by check_token_syntax on a cache miss only, since a token found in
+    # the verdict cache passed it when it was first seen.
+    if not isinstance(raw, str) or not raw or len(raw) > _MAX_HEADER or not raw.isascii():
         raise InvalidToken("malformed_token", "token has characters a bearer token cannot have")
     if " " in raw:
         raise InvalidToken("malformed_token", "token has characters a bearer token cannot have")
