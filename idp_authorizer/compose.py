@@ -19,11 +19,11 @@ from idp_authorizer.log import DecisionLog
 from idp_authorizer.outcome import Responder
 from idp_authorizer.runtime import Authorizer, CachePolicy, ProviderRouter
 from idp_authorizer.settings import ProviderConfig, Settings
-from idp_authorizer.shared_cache import SharedDocuments, SharedTier, open_shared_tier
 
 if TYPE_CHECKING:
     from idp_authorizer.metrics import Metrics
     from idp_authorizer.provider import Provider
+    from idp_authorizer.shared_cache import SharedDocuments, SharedTier
     from providers.oidc import Discovery
 
 
@@ -39,7 +39,11 @@ class Collaborators:
     _discoveries: dict[str, Discovery] = field(default_factory=dict)
 
     def documents(self, kind: str) -> SharedDocuments | None:
-        return SharedDocuments(self.shared, kind) if self.shared is not None else None
+        if self.shared is None:
+            return None
+        from idp_authorizer.shared_cache import SharedDocuments
+
+        return SharedDocuments(self.shared, kind)
 
     def discovery(self, issuer: str) -> Discovery:
         """One discovery document per issuer, however many providers read it (JWT keys, introspection)."""
@@ -57,6 +61,15 @@ class Collaborators:
         return self._discoveries[issuer]
 
 
+def _shared_tier(url: str, clock: Clock) -> SharedTier | None:
+    """The shared cache tier, its module imported only when ``IDP_CACHE_URL`` names one."""
+    if url == "memory://":
+        return None
+    from idp_authorizer.shared_cache import open_shared_tier
+
+    return open_shared_tier(url, clock=clock)
+
+
 def build_authorizer(settings: Settings, *, clock: Clock = time.time, http: HttpClient | None = None) -> Authorizer:
     """Build every collaborator from ``settings``; raises :class:`ConfigurationError` for a bad value."""
     metrics: Metrics | None = None
@@ -70,7 +83,7 @@ def build_authorizer(settings: Settings, *, clock: Clock = time.time, http: Http
         max_bytes=settings.http_max_response_bytes,
     )
     cache = BoundedMemoryCache(max_entries=settings.cache_max_entries, clock=clock)
-    parts = Collaborators(settings, http, clock, cache, open_shared_tier(settings.cache_url, clock=clock))
+    parts = Collaborators(settings, http, clock, cache, _shared_tier(settings.cache_url, clock))
     providers = [build_provider(config, parts) for config in settings.provider_configs()]
     if metrics is not None:
         metrics.watch_providers(providers)
