@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from idp_authorizer.errors import AuthorizerUnavailable
 from idp_authorizer.events import Request
@@ -34,8 +34,7 @@ Outcome = Literal["allow", "deny", "invalid", "unavailable"]
 ResponseMode = Literal["auto", "iam", "simple"]
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """What the authorizer concluded about one request, before it takes a wire shape."""
 
     outcome: Outcome

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
+
+_NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """A verified identity, the same shape whatever provider produced it.
+class Principal(NamedTuple):
+    """A verified identity, the same shape whatever provider produced it (immutable; a tuple because
+    one is built for every first-seen token).
 
     ``claims`` is a read-only view of the verified claims (or the introspection response);
-    ``expires_at`` is the token's ``exp`` (epoch seconds), the hard upper bound of any caching.
+    ``expires_at`` is when the verdict stops vouching for the token: the token's ``exp``, or for an
+    introspected token the earlier of ``exp`` and the end of the introspection cache window.
     """
 
     subject: str
@@ -24,7 +26,7 @@ class Principal:
     provider: str
     client_id: str | None = None
     kid: str | None = None
-    claims: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), compare=False)
+    claims: Mapping[str, Any] = _NO_CLAIMS
 
 
 def scopes_from_claims(claims: Mapping[str, Any]) -> frozenset[str]:

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from idp_authorizer.cache import BoundedMemoryCache
@@ -69,7 +69,9 @@ class ProviderRouter:
         return provider
 
 
-@dataclass(slots=True)
+ResponseKey = tuple[str, str | None, str, str | None]
+
+
 class Verdict:
     """A verified principal as cached, with the responses already rendered for it, per request shape and ARN.
 
@@ -77,12 +79,13 @@ class Verdict:
     a response rendered before: no rule matching, no policy building.
     """
 
-    principal: Principal
-    responses: dict[tuple[str, str | None, str, str | None], tuple[Decision, dict[str, Any]]] = field(
-        default_factory=dict
-    )
+    __slots__ = ("principal", "responses")
 
-    def response_key(self, request: Request) -> tuple[str, str | None, str, str | None]:
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+        self.responses: dict[ResponseKey, tuple[Decision, dict[str, Any]]] = {}
+
+    def response_key(self, request: Request) -> ResponseKey:
         # Every field the route rules read: the method too, which comes from httpMethod/routeKey, not the ARN.
         return request.shape, request.arn.value if request.arn else None, request.method, request.template
 
