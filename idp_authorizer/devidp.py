@@ -7,8 +7,6 @@ working with no cloud account. It counts requests per path so tests can assert c
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 import uuid
 from collections import Counter
@@ -17,6 +15,8 @@ from typing import Any
 from aiohttp import web
 from joserfc import jwt
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
+
+from idp_authorizer.devserver import BackgroundServer
 
 ALG_KEY = {"RS256": "rsa", "PS256": "rsa", "ES256": "ec", "EdDSA": "okp"}
 
@@ -32,9 +32,7 @@ class DevIdp:
         self.keys: dict[str, Key] = {}
         self.retired: dict[str, Key] = {}
         self.rotate_keys()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
+        self._server: BackgroundServer | None = None
 
     @property
     def issuer(self) -> str:
@@ -127,45 +125,14 @@ class DevIdp:
 
     def start(self) -> DevIdp:
         """Serve on a background thread; returns once the socket listens (port chosen if 0)."""
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-        async def serve() -> None:
-            self._runner = web.AppRunner(self.app(), access_log=None)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, self.host, self.port)
-            await site.start()
-            # The only way to learn the port the OS chose for port 0.
-            server: Any = site._server
-            self.port = server.sockets[0].getsockname()[1]
-            ready.set()
-
-        def run() -> None:
-            assert self._loop is not None
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(serve())
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="dev-idp", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("dev IdP did not start")
+        self._server = BackgroundServer("dev-idp", self.host, self.port)
+        self.port = self._server.start(self.app())
         return self
 
     def stop(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        loop = self._loop
-
-        async def shutdown() -> None:
-            if self._runner is not None:
-                await self._runner.cleanup()
-            loop.stop()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), loop)
-        self._thread.join(10)
-        loop.close()
-        self._loop = self._thread = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
 
     def __enter__(self) -> DevIdp:
         return self.start()

@@ -26,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from idp_authorizer.devidp import DevIdp
+from idp_authorizer.devserver import BackgroundServer
 from idp_authorizer.errors import AuthorizerUnavailable
 
 Fault = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -95,9 +96,7 @@ class FaultServer:
         """Opaque tokens the introspection endpoint calls active, with their introspection claims."""
         self.authorizations: list[str | None] = []
         """The Authorization header of every introspection request (client authentication)."""
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
+        self._server: BackgroundServer | None = None
 
     @property
     def issuer(self) -> str:
@@ -150,46 +149,16 @@ class FaultServer:
         return web.json_response({"active": True, **claims} if claims is not None else {"active": False})
 
     def start(self) -> FaultServer:
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-        async def serve() -> None:
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", self._handle)
-            self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            server: Any = site._server
-            self.idp.port = server.sockets[0].getsockname()[1]
-            ready.set()
-
-        def run() -> None:
-            assert self._loop is not None
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(serve())
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="fault-idp", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fault server did not start")
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._server = BackgroundServer("fault-idp")
+        self.idp.port = self._server.start(app)
         return self
 
     def stop(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        loop = self._loop
-
-        async def shutdown() -> None:
-            if self._runner is not None:
-                await self._runner.cleanup()
-            loop.stop()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), loop)
-        self._thread.join(10)
-        loop.close()
-        self._loop = self._thread = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
 
     def __enter__(self) -> FaultServer:
         return self.start()

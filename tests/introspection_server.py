@@ -19,7 +19,6 @@ import asyncio
 import base64
 import binascii
 import secrets
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -28,6 +27,8 @@ from urllib.parse import unquote_plus
 
 from aiohttp import web
 from fault_server import Fault
+
+from idp_authorizer.devserver import BackgroundServer
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,7 @@ class IntrospectionServer:
         self.delay = 0.0
         self.port = 0
         self._suffix = issuer_suffix
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
+        self._server: BackgroundServer | None = None
 
     @property
     def issuer(self) -> str:
@@ -173,44 +172,14 @@ class IntrospectionServer:
         return None
 
     def start(self) -> IntrospectionServer:
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-        async def serve() -> None:
-            self._runner = web.AppRunner(self.app(), access_log=None, handler_cancellation=True)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-            await site.start()
-            server: Any = site._server
-            self.port = server.sockets[0].getsockname()[1]
-            ready.set()
-
-        def run() -> None:
-            assert self._loop is not None
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(serve())
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="introspection-server", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("introspection server did not start")
+        self._server = BackgroundServer("introspection-server")
+        self.port = self._server.start(self.app())
         return self
 
     def stop(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        loop = self._loop
-
-        async def shutdown() -> None:
-            if self._runner is not None:
-                await self._runner.cleanup()
-            loop.stop()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), loop)
-        self._thread.join(10)
-        loop.close()
-        self._loop = self._thread = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
 
     def __enter__(self) -> IntrospectionServer:
         return self.start()
