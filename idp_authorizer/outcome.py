@@ -56,6 +56,11 @@ class Responder:
     context_claims: Sequence[str] = ()
     usage_claim: str | None = None
 
+    def claims_used(self) -> frozenset[str]:
+        """Every claim a response can read: route rules, context claims, the usage identifier claim."""
+        names = {name for rule in self.table.rules for name, _ in rule.claims} | set(self.context_claims)
+        return frozenset(names | ({self.usage_claim} if self.usage_claim else set()))
+
     def simple(self, request: Request | None) -> bool:
         """Simple responses exist only for HTTP API payload 2.0; ``auto`` uses them there."""
         return request is not None and request.payload_v2 and self.mode != "iam"

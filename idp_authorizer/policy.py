@@ -94,21 +94,36 @@ def iam_policy(
     context: Mapping[str, Any] | None,
     usage_key: str | None = None,
 ) -> dict[str, Any]:
-    """An IAM policy response (REST TOKEN/REQUEST, HTTP API 1.0, and 2.0 with simple responses off)."""
-    statements: list[dict[str, Any]] = []
-    if resources.allow:
-        statements.append({"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": list(resources.allow)})
-    if resources.deny:
-        statements.append({"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": list(resources.deny)})
-    response: dict[str, Any] = {
-        "principalId": principal_id,
-        "policyDocument": {"Version": "2012-10-17", "Statement": statements},
-    }
+    """An IAM policy response (REST TOKEN/REQUEST, HTTP API 1.0, and 2.0 with simple responses off).
+
+    Responses are read-only: the policy document is shared by every response with the same resources
+    (most principals of an API get one of a few), which keeps cached verdicts small.
+    """
+    response: dict[str, Any] = {"principalId": principal_id, "policyDocument": _policy_document(resources)}
     if context:
-        response["context"] = dict(context)
+        response["context"] = context if type(context) is dict else dict(context)
     if usage_key is not None:
         response["usageIdentifierKey"] = usage_key
     return response
+
+
+_DOCUMENTS: dict[RouteResources, dict[str, Any]] = {}
+_DOCUMENTS_MAX = 1024
+
+
+def _policy_document(resources: RouteResources) -> dict[str, Any]:
+    document = _DOCUMENTS.get(resources)
+    if document is None:
+        statements: list[dict[str, Any]] = []
+        if resources.allow:
+            statements.append({"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": list(resources.allow)})
+        if resources.deny:
+            statements.append({"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": list(resources.deny)})
+        document = {"Version": "2012-10-17", "Statement": statements}
+        if len(_DOCUMENTS) >= _DOCUMENTS_MAX:
+            _DOCUMENTS.clear()
+        _DOCUMENTS[resources] = document
+    return document
 
 
 def simple_response(authorized: bool, context: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from idp_authorizer.cache import BoundedMemoryCache
@@ -119,6 +120,7 @@ class Authorizer:
         self.metrics = metrics
         self._clock = clock
         self._cache_seconds = {p.name: p.cache_seconds for p in router.providers}
+        self._claims_used = responder.claims_used()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._cold = True
         self._introspected_routes = responder.table.introspects
@@ -242,10 +244,14 @@ class Authorizer:
         now = self._clock()
         principal = decision.principal
         if principal is not None:
-            verdict = Verdict(principal)
             seconds = self._cache_seconds.get(principal.provider, 0.0)
-            if seconds > 0:
-                self.cache.put(fingerprint, verdict, min(principal.expires_at, now + seconds))
+            if seconds <= 0:
+                return Verdict(principal)
+            # A cached verdict keeps only the claims a response can read: a tenth of the memory per entry.
+            claims = principal.claims
+            kept = MappingProxyType({name: claims[name] for name in self._claims_used if name in claims})
+            verdict = Verdict(principal._replace(claims=kept))
+            self.cache.put(fingerprint, verdict, min(principal.expires_at, now + seconds))
             return verdict
         if decision.outcome == "invalid" and self._cache_policy.negative_seconds > 0:
             self.cache.put(fingerprint, decision.code, now + self._cache_policy.negative_seconds)

@@ -1,5 +1,6 @@
 """The real handler against the dev IdP on 127.0.0.1: shapes × response modes, the outcome table, caching."""
 
+import hashlib
 import json
 import time
 
@@ -225,3 +226,22 @@ def test_log_decisions_setting_chooses_which_lines_are_written(dev_idp, configur
     assert refused(lambda: handler.handler(events(dev_idp.mint(ttl=-5))["rest-token"], None)) == "401"
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["outcome"] for line in lines if line.get("logger") == "idp_authorizer.decision"] == logged
+
+
+def test_cached_verdict_keeps_only_the_claims_responses_read(dev_idp, configure):
+    routes = {"GET /pets": ["read"], "GET /admin": {"claims": {"role": ["admin"]}}}
+    authorizer = configure(
+        oidc_env(dev_idp, IDP_ROUTES=json.dumps(routes), IDP_CONTEXT_CLAIMS="tenant", IDP_RESPONSE="iam")
+    )
+    token = dev_idp.mint(role="admin", tenant="acme", email="a@example.com")
+    first = handler.handler(events(token)["rest-token"], None)
+    fingerprint = hashlib.sha256(token.encode()).hexdigest()
+    cached = authorizer.cache.get_fresh(fingerprint)
+    assert dict(cached.principal.claims) == {"role": "admin", "tenant": "acme"}
+    # A cache hit on another route still judges the claim rule and fills the context.
+    admin = events(token)["rest-token"] | {"methodArn": f"{API}/GET/admin"}
+    second = handler.handler(admin, None)
+    assert second["context"]["tenant"] == "acme" == first["context"]["tenant"]
+    statements = second["policyDocument"]["Statement"]
+    assert len(statements) == 1 and statements[0]["Effect"] == "Allow"
+    assert sorted(statements[0]["Resource"]) == [f"{API}/GET/admin", f"{API}/GET/pets"]
