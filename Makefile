@@ -19,7 +19,7 @@ demo: $(BIN)/python
 test: venv
 	bash scripts/test-deps.sh
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check idp_authorizer providers
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 

@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from idp_authorizer.arn import ExecuteApiArn
-from idp_authorizer.principal import Principal
+from idp_authorizer.principal import Principal, shared
 from idp_authorizer.rules import RouteTable
 
 RESULT_BUDGET = 7 * 1024
@@ -143,7 +143,7 @@ def principal_context(principal: Principal, claim_names: Sequence[str], *, neste
     context: dict[str, Any] = {
         "sub": principal.subject,
         "iss": principal.issuer,
-        "scope": " ".join(sorted(principal.scopes)),
+        "scope": shared(" ".join(sorted(principal.scopes))),
         "provider": principal.provider,
     }
     if principal.client_id is not None:

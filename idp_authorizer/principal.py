@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
-_NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
+NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
+_T = TypeVar("_T")
+_SHARED: dict[Any, Any] = {}
+_SHARED_MAX = 4096
 
 
 class Principal(NamedTuple):
@@ -26,7 +29,7 @@ class Principal(NamedTuple):
     provider: str
     client_id: str | None = None
     kid: str | None = None
-    claims: Mapping[str, Any] = _NO_CLAIMS
+    claims: Mapping[str, Any] = NO_CLAIMS
 
 
 def scopes_from_claims(claims: Mapping[str, Any]) -> frozenset[str]:
@@ -38,4 +41,18 @@ def scopes_from_claims(claims: Mapping[str, Any]) -> frozenset[str]:
             found.update(value.split())
         elif isinstance(value, list):
             found.update(item for item in value if isinstance(item, str))
-    return frozenset(found)
+    return shared(frozenset(found))
+
+
+def shared(value: _T) -> _T:
+    """One copy of a value that many principals hold (scope sets, audiences, client ids).
+
+    Every cached verdict keeps its principal: sharing these keeps an entry near half the size. Only
+    values from verified tokens get here, and the table starts over when full.
+    """
+    found: _T | None = _SHARED.get(value)
+    if found is None:
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        _SHARED[value] = found = value
+    return found

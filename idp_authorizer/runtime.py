@@ -23,7 +23,7 @@ from idp_authorizer.events import Request, TokenSource, check_token_syntax, pars
 from idp_authorizer.jwt import decompose, is_compact_jws
 from idp_authorizer.log import DecisionLog
 from idp_authorizer.outcome import Decision, Responder
-from idp_authorizer.principal import Principal
+from idp_authorizer.principal import NO_CLAIMS, Principal, shared
 from idp_authorizer.provider import Provider
 
 if TYPE_CHECKING:
@@ -249,8 +249,8 @@ class Authorizer:
                 return Verdict(principal)
             # A cached verdict keeps only the claims a response can read: a tenth of the memory per entry.
             claims = principal.claims
-            kept = MappingProxyType({name: claims[name] for name in self._claims_used if name in claims})
-            verdict = Verdict(principal._replace(claims=kept))
+            kept = {name: claims[name] for name in self._claims_used if name in claims}
+            verdict = Verdict(principal._replace(claims=MappingProxyType(kept) if kept else NO_CLAIMS))
             self.cache.put(fingerprint, verdict, min(principal.expires_at, now + seconds))
             return verdict
         if decision.outcome == "invalid" and self._cache_policy.negative_seconds > 0:
@@ -277,7 +277,7 @@ class Authorizer:
             self._log_decision(request, decision, fingerprint, cache_hit, started)
             response = self.responder.render(request, decision)
             if len(known.responses) < _MAX_RESPONSES_PER_VERDICT:
-                known.responses[key] = (decision, response)
+                known.responses[shared(key)] = (decision, response)
             return response
         self._log_decision(request, memo[0], fingerprint, cache_hit, started)
         return memo[1]

@@ -28,7 +28,7 @@ from idp_authorizer.clock import Clock
 from idp_authorizer.errors import InvalidToken, UpstreamUnavailable
 from idp_authorizer.http import HttpClient
 from idp_authorizer.jwt import numeric_date
-from idp_authorizer.principal import Principal, scopes_from_claims
+from idp_authorizer.principal import Principal, scopes_from_claims, shared
 from idp_authorizer.shared_cache import digest, shared_key
 
 if TYPE_CHECKING:
@@ -254,12 +254,12 @@ class IntrospectionProvider:
         issuer = response.get("iss")
         return Principal(
             subject=subject,
-            issuer=issuer if isinstance(issuer, str) else self._rules.issuer or "",
-            audiences=audiences,
+            issuer=shared(issuer) if isinstance(issuer, str) else self._rules.issuer or "",
+            audiences=shared(audiences),
             scopes=scopes_from_claims(response),
             expires_at=until if exp is None else min(exp, until),
             provider=self.name,
-            client_id=client_id,
+            client_id=None if client_id is None else shared(client_id),
             claims=MappingProxyType(dict(response)),
         )
 

@@ -14,7 +14,7 @@ from idp_authorizer.errors import InvalidToken
 from idp_authorizer.jwk import VerifyingKey
 from idp_authorizer.jwks import JwksStore
 from idp_authorizer.jwt import ClaimRules, CompactJws, check_header, decompose
-from idp_authorizer.principal import Principal, scopes_from_claims
+from idp_authorizer.principal import Principal, scopes_from_claims, shared
 
 
 class JwksProvider:
@@ -69,11 +69,11 @@ class JwksProvider:
         return Principal(
             subject=subject,
             issuer=self._rules.issuer,
-            audiences=audiences,
+            audiences=shared(audiences),
             scopes=scopes_from_claims(claims),
             expires_at=exp,
             provider=self.name,
-            client_id=client_id if isinstance(client_id, str) else None,
+            client_id=shared(client_id) if isinstance(client_id, str) else None,
             kid=key.kid,
             claims=MappingProxyType(claims),
         )

@@ -74,9 +74,7 @@ class OpClient:
 CLIENT_BASIC = OpClient(
     "op-basic-client", "op-basic-secret-0123456789abcdef", "client_secret_basic", "read write admin"
 )
-CLIENT_POST = OpClient(
-    "op-post-client", "op-post-secret-0123456789abcdef", "client_secret_post", "read write admin"
-)
+CLIENT_POST = OpClient("op-post-client", "op-post-secret-0123456789abcdef", "client_secret_post", "read write admin")
 # May only request `read` (asking for more gets `invalid_scope`); use it for scope-lacking tokens.
 CLIENT_READ_ONLY = OpClient(
     "op-read-only-client", "op-read-only-secret-0123456789abcdef", "client_secret_basic", "read"
@@ -385,9 +383,7 @@ class OidcOp:
     def kids(self) -> list[str]:
         return [k["kid"] for k in self.jwks()["keys"]]
 
-    def token_response(
-        self, client: OpClient, resource: str | None, scope: str | None = None
-    ) -> dict[str, Any]:
+    def token_response(self, client: OpClient, resource: str | None, scope: str | None = None) -> dict[str, Any]:
         """The full client_credentials token response (``access_token``, ``expires_in``, ...).
 
         ``resource=None`` sends no resource: the OP then issues an opaque token *without* ``aud``.

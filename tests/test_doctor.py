@@ -25,7 +25,16 @@ def test_good_configuration(dev_idp, monkeypatch, capsys):
     token = dev_idp.mint(scope="pets:read")
     env = oidc_env(dev_idp, IDP_ALGORITHMS="RS256")
     code, out = doctor(
-        monkeypatch, capsys, env, "--token", token, "--payload", "2.0", "--simple-responses", "--identity-source", HEADER
+        monkeypatch,
+        capsys,
+        env,
+        "--token",
+        token,
+        "--payload",
+        "2.0",
+        "--simple-responses",
+        "--identity-source",
+        HEADER,
     )
     print(out)
     assert code == 0
@@ -55,7 +64,10 @@ def test_algorithms_that_no_published_key_fits(dev_idp, monkeypatch, capsys):
     code, out = doctor(monkeypatch, capsys, oidc_env(dev_idp, IDP_ALGORITHMS="ES384"), "--payload", "1.0")
     print(out)
     assert code == 1
-    assert "PROBLEM  [oidc] key set: no published key can verify IDP_ALGORITHMS=ES384 (published: 1 EC, 1 OKP, 1 RSA;" in out
+    assert (
+        "PROBLEM  [oidc] key set: no published key can verify IDP_ALGORITHMS=ES384 (published: 1 EC, 1 OKP, 1 RSA;"
+        in out
+    )
     assert "fix: set IDP_ALGORITHMS to the algorithm your IdP signs access tokens with, e.g. ES256" in out
     assert "ok       gateway: payload 1.0: the authorizer answers with an IAM policy" in out
     assert out.splitlines()[-1] == "verdict: 1 problem(s)"
@@ -103,7 +115,9 @@ def test_payload_2_response_mode_must_match_what_api_gateway_expects(dev_idp, mo
     )
     assert "fix: set IDP_RESPONSE=iam, or turn simple responses on (EnableSimpleResponses: true)" in out
     code, out = doctor(monkeypatch, capsys, {"IDP_RESPONSE": "iam"}, "--payload", "2.0", "--no-simple-responses")
-    assert code == 0 and "ok       gateway: payload 2.0, simple responses off: the authorizer sends an IAM policy" in out
+    assert (
+        code == 0 and "ok       gateway: payload 2.0, simple responses off: the authorizer sends an IAM policy" in out
+    )
 
 
 def test_identity_source_must_be_where_the_authorizer_reads_the_token(dev_idp, monkeypatch, capsys):
@@ -131,7 +145,10 @@ async def test_clock_skew_against_the_idp_date_header(dev_idp, monkeypatch):
 @pytest.mark.parametrize(
     ("claims", "expected"),
     [
-        ({"aud": "other-api"}, "refused: wrong_audience (token audience is not accepted); the token says aud='other-api'"),
+        (
+            {"aud": "other-api"},
+            "refused: wrong_audience (token audience is not accepted); the token says aud='other-api'",
+        ),
         ({"ttl": -600}, "refused: expired (token has expired)"),
     ],
 )
@@ -166,7 +183,10 @@ def test_introspection_credentials_probe_and_token(client, monkeypatch, capsys):
         code, out = doctor(monkeypatch, capsys, env, "--token", token)
         print(out)
         assert code == 0, out
-        assert f"ok       [introspection] introspection: {srv.url} accepted the client credentials ({client.method})" in out
+        assert (
+            f"ok       [introspection] introspection: {srv.url} accepted the client credentials ({client.method})"
+            in out
+        )
         assert "scopes pets:read" in out and token not in out and client.client_secret not in out
         code, out = doctor(monkeypatch, capsys, {"IDP_CLIENT_SECRET": "wrong"}, "--token", token)
         print(out)

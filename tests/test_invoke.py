@@ -79,7 +79,9 @@ def test_each_shape_prints_the_response_and_the_decision_line(dev_idp, env, shap
 
 
 def test_missing_scope_is_a_403(dev_idp, env):
-    done = run(env, "--token", f"Bearer {dev_idp.mint(scope='pets:read')}", "--shape", "http-v2", "--route", "POST /pets")
+    done = run(
+        env, "--token", f"Bearer {dev_idp.mint(scope='pets:read')}", "--shape", "http-v2", "--route", "POST /pets"
+    )
     verdict, response, logs = sections(done.stdout)
     assert done.returncode == 1
     assert (verdict, response) == ("403 Forbidden (simple response)", {"isAuthorized": False})
