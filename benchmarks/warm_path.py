@@ -50,6 +50,7 @@ class Impl:
     target: str  # python module or node script
     mode: str | None = None
     checks: str = "sig, iss, aud, exp"
+    only_algs: tuple[str, ...] = ()  # run in these algorithms' tables only (empty: every table)
 
 
 IMPLS: tuple[Impl, ...] = (
@@ -62,6 +63,9 @@ IMPLS: tuple[Impl, ...] = (
          "benchmarks.peers.idp_authorizer_handler", mode="first-seen"),
     Impl("ours-repeated", "idp_authorizer handler, repeated (token cache on)", "python",
          "benchmarks.peers.idp_authorizer_handler", mode="repeated"),
+    Impl("ours-introspected", "idp_authorizer handler, opaque token, introspection cache hit", "python",
+         "benchmarks.peers.idp_authorizer_handler", mode="introspection-hit",
+         checks="active, iss, aud, exp (cached)", only_algs=("RS256",)),
 )  # fmt: skip
 
 
@@ -351,6 +355,9 @@ def render_alg(alg: str, cells: list[Cell]) -> str:
         fetches = [r["jwks_fetches"] for r in cell.ok_records if "jwks_fetches" in r]
         if fetches:
             extra = f"; JWKS fetched {max(fetches)}x per process"
+        calls = [r["introspections"] for r in cell.ok_records if "introspections" in r]
+        if calls:
+            extra = f"; introspection calls per process {max(calls)} (timed + warm-up + negative tokens, once each)"
         lines.append(
             f"- {cell.impl.key}: {total}/{expected} valid accepted; refused {', '.join(refused) or '-'}; "
             f"accepted {', '.join(accepted) or '-'}{extra}"
@@ -476,13 +483,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     load_before = _load()
     expected = args.count * args.rounds
-    cells: dict[tuple[str, str], Cell] = {(a, i.key): Cell(i, a) for a in args.algs for i in args.impls}
+    cells: dict[tuple[str, str], Cell] = {
+        (a, i.key): Cell(i, a) for a in args.algs for i in args.impls if not i.only_algs or a in i.only_algs
+    }
     impls: list[Impl] = list(args.impls)
     for alg in args.algs:
         for p in range(args.procs):
             # Interleave, and rotate the order each process round, so drift hits everyone alike.
             shift = p % len(impls)
             for impl in impls[shift:] + impls[:shift]:
+                if (alg, impl.key) not in cells:
+                    continue
                 cell = cells[(alg, impl.key)]
                 if cell.records and all(r.get("status") == "n/a" for r in cell.records):
                     continue  # "n/a" does not change from one process to the next
@@ -503,7 +514,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parts = [render_header(args, load_before)]
     for alg in args.algs:
-        parts.append(render_alg(alg, [cells[(alg, i.key)] for i in impls]))
+        parts.append(render_alg(alg, [cells[(alg, i.key)] for i in impls if (alg, i.key) in cells]))
     report = "\n".join(parts)
     print(report)
 

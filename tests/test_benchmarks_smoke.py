@@ -89,5 +89,14 @@ def test_load_smoke(smoke: Smoke) -> None:
 
 
 def test_warm_path_smoke(smoke: Smoke) -> None:
-    _, stderr = smoke.result("warm_path")
+    report, stderr = smoke.result("warm_path")
     assert "all decisions correct" in stderr
+    # The introspection-cache row ran, refused what the authorization server refutes, and asked the
+    # server once per distinct token (20 timed, the warm-up ones, 7 negatives), not once per call.
+    line = next(line for line in report.splitlines() if line.startswith("- ours-introspected:"))
+    assert (
+        "20/20 valid accepted; refused tampered_payload, bad_signature, alg_none, wrong_iss, wrong_aud, expired;"
+        in line
+    )
+    warmup = len((BENCH / "data" / "warmup-RS256.txt").read_text().split())
+    assert f"introspection calls per process {20 + warmup + 7} " in line

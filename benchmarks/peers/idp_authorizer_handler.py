@@ -14,17 +14,30 @@ loaded and the event loop and HTTP session exist. Each timed call is
 ``handler({"type": "TOKEN", "authorizationToken": "Bearer " + token, "methodArn": ...}, None)``; the
 returned IAM policy is checked (untimed) to Allow the methodArn.
 
+Mode ``introspection-hit`` configures the introspection provider instead
+(``IDP_PROVIDER=introspection``, ``IDP_INTROSPECTION_URL`` on the same loopback server,
+``IDP_INTROSPECTION_CACHE_SECONDS=300``) and sends opaque tokens: each JWT of the token files stands
+for the opaque token ``op_`` + base64url(SHA-256(JWT)), looked up from a table built before timing.
+The server answers ``active: true`` for the timed and warm-up tokens, and for the negatives what an
+authorization server would say (``active: false`` for the forged ones, the wrong ``iss``/``aud`` or a
+past ``exp`` for the others). Every timed token is introspected once before the timed pass, so the
+timed pass measures the cache hit (and the report shows one introspection call per distinct token).
+
 If ``import idp_authorizer.handler`` fails (the product is not written yet), the peer reports
 ``n/a: import failed`` instead of a number, so the harness runs regardless.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.server
 import inspect
+import json
 import os
 import re
 import threading
+import urllib.parse
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -32,33 +45,44 @@ from typing import Any
 from benchmarks.peers._common import BenchInput, PeerUnavailable, Verifier, run_peer
 
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/pets"
-MODES: tuple[str, ...] = ("first-seen", "repeated")
+MODES: tuple[str, ...] = ("first-seen", "repeated", "introspection-hit")
 REPEATED_CACHE_SECONDS = "300"
 
 
-class _JwksServer:
-    """Serves one JSON document at any path on 127.0.0.1 and counts the requests."""
+class _IdpServer:
+    """On 127.0.0.1: the key set for any GET, RFC 7662 answers from ``answers`` for a POST; counts both."""
 
-    def __init__(self, body: bytes) -> None:
+    def __init__(self, body: bytes, answers: dict[str, dict[str, Any]] | None = None) -> None:
         self.requests = 0
+        self.introspections = 0
         outer = self
+        table = answers or {}
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 outer.requests += 1
+                self._send(body, "max-age=600")
+
+            def do_POST(self) -> None:
+                outer.introspections += 1
+                form = urllib.parse.parse_qs(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode())
+                token = (form.get("token") or [""])[0]
+                self._send(json.dumps(table.get(token, {"active": False})).encode(), "no-store")
+
+            def _send(self, payload: bytes, cache_control: str) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "max-age=600")
+                self.send_header("Content-Length", str(len(payload)))
+                self.send_header("Cache-Control", cache_control)
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(payload)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="jwks-server", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="idp-server", daemon=True)
         self._thread.start()
 
     @property
@@ -103,10 +127,21 @@ def policy_allows(result: Any, method_arn: str = METHOD_ARN) -> bool:
     return allowed
 
 
-def _environment(inp: BenchInput, jwks_url: str) -> dict[str, str]:
+def _environment(inp: BenchInput, url: str) -> dict[str, str]:
+    if inp.mode == "introspection-hit":
+        return {
+            "IDP_PROVIDER": "introspection",
+            "IDP_INTROSPECTION_URL": url.replace("/jwks.json", "/introspect"),
+            "IDP_CLIENT_ID": "bench-authorizer",
+            "IDP_CLIENT_SECRET": "bench-secret",
+            "IDP_ISSUER": inp.issuer,
+            "IDP_AUDIENCE": inp.audience,
+            "IDP_INTROSPECTION_CACHE_SECONDS": REPEATED_CACHE_SECONDS,
+            "IDP_ALLOW_LOOPBACK_HTTP": "true",
+        }
     return {
         "IDP_PROVIDER": "jwks",
-        "IDP_JWKS_URL": jwks_url,
+        "IDP_JWKS_URL": url,
         "IDP_ISSUER": inp.issuer,
         "IDP_AUDIENCE": inp.audience,
         "IDP_ALGORITHMS": inp.alg,
@@ -116,8 +151,30 @@ def _environment(inp: BenchInput, jwks_url: str) -> dict[str, str]:
     }
 
 
+def _opaque(jwt: str) -> str:
+    return "op_" + base64.urlsafe_b64encode(hashlib.sha256(jwt.encode()).digest()).rstrip(b"=").decode()
+
+
+def _introspection_answers(inp: BenchInput) -> dict[str, dict[str, Any]]:
+    """What the authorization server says of each opaque token (keyed by the opaque token)."""
+    active = {"active": True, "scope": "read write", "client_id": "bench-client", "token_type": "Bearer",
+              "iss": inp.issuer, "aud": inp.audience, "exp": 4102444800}  # fmt: skip
+    answers = {_opaque(t): {**active, "sub": f"user-{i}"} for i, t in enumerate([*inp.tokens, *inp.warmup_tokens])}
+    refuted = {"wrong_iss": {"iss": "https://other.example/"}, "wrong_aud": {"aud": "other-api"}, "expired": {"exp": 1}}
+    for name, token in inp.negatives.items():
+        if name in refuted:
+            answers[_opaque(token)] = {**active, "sub": name, **refuted[name]}
+        elif name == "missing_exp":
+            answers[_opaque(token)] = {key: value for key, value in active.items() if key != "exp"} | {"sub": name}
+    return answers  # anything else (forged signatures, alg none) is unknown to the server: active false
+
+
 def setup(inp: BenchInput) -> Verifier:
-    server = _JwksServer(inp.jwks_path.read_bytes())
+    introspecting = inp.mode == "introspection-hit"
+    server = _IdpServer(inp.jwks_path.read_bytes(), _introspection_answers(inp) if introspecting else None)
+    # The opaque token each JWT of the files stands for, looked up (a dict get) inside the timed call.
+    every = [*inp.tokens, *inp.warmup_tokens, *inp.negatives.values()]
+    opaque = {t: _opaque(t) for t in every} if introspecting else {}
     try:
         os.environ.update(_environment(inp, server.url))  # IDP_LOG_LEVEL etc. pass through if set
         try:
@@ -126,8 +183,17 @@ def setup(inp: BenchInput) -> Verifier:
             raise PeerUnavailable(f"import failed: {type(exc).__name__}: {exc}") from exc
         handler: Callable[[dict[str, Any], Any], Any] = lambda_handler
 
-        def verify(token: str) -> Any:
-            return handler({"type": "TOKEN", "authorizationToken": "Bearer " + token, "methodArn": METHOD_ARN}, None)
+        if introspecting:
+
+            def verify(token: str) -> Any:
+                event = {"type": "TOKEN", "authorizationToken": "Bearer " + opaque[token], "methodArn": METHOD_ARN}
+                return handler(event, None)
+
+        else:
+
+            def verify(token: str) -> Any:
+                event = {"type": "TOKEN", "authorizationToken": "Bearer " + token, "methodArn": METHOD_ARN}
+                return handler(event, None)
 
         # One warm-up call before anything else: loads settings, the event loop, the key set.
         first = verify(inp.warmup_tokens[0] if inp.warmup_tokens else inp.tokens[0])
@@ -140,21 +206,18 @@ def setup(inp: BenchInput) -> Verifier:
         raise
 
     def prime(tokens: Sequence[str]) -> None:
-        if inp.mode == "repeated":
-            for tok in tokens:  # fill the verified-token cache; the timed pass is the second sight
+        if inp.mode != "first-seen":
+            for tok in tokens:  # fill the cache; the timed pass is the second sight
                 verify(tok)
 
-    return Verifier(
-        verify=verify,
-        claims_checked=True,
-        decide=policy_allows,
-        prime=prime,
-        report=lambda: {
-            "jwks_fetches": server.requests,
-            "token_cache_seconds": _environment(inp, "")["IDP_TOKEN_CACHE_SECONDS"],
-        },
-        close=server.close,
-    )
+    def report() -> dict[str, Any]:
+        if introspecting:
+            return {"introspections": server.introspections, "distinct_tokens": len(inp.tokens)}
+        seconds = _environment(inp, "")["IDP_TOKEN_CACHE_SECONDS"]
+        return {"jwks_fetches": server.requests, "token_cache_seconds": seconds}
+
+    return Verifier(verify=verify, claims_checked=True, decide=policy_allows, prime=prime, report=report,
+                    close=server.close)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
