@@ -30,8 +30,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from idp_authorizer.devidp import DevIdp
+from idp_authorizer.invoke import build_event
 
 API = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod"
+SHAPES = ("rest-token", "rest-request", "http-v2")
 
 
 def rss_mb() -> float:
@@ -101,23 +103,7 @@ class Tokens:
 
 
 def event_for(token: str, shape: int) -> dict[str, Any]:
-    if shape == 0:
-        return {"type": "TOKEN", "authorizationToken": f"Bearer {token}", "methodArn": f"{API}/GET/pets"}
-    if shape == 1:
-        return {
-            "type": "REQUEST",
-            "methodArn": f"{API}/GET/pets",
-            "resource": "/pets",
-            "httpMethod": "GET",
-            "headers": {"Authorization": f"Bearer {token}"},
-        }
-    return {
-        "version": "2.0",
-        "type": "REQUEST",
-        "routeArn": f"{API}/GET/pets",
-        "routeKey": "GET /pets",
-        "headers": {"authorization": f"Bearer {token}"},
-    }
+    return build_event(SHAPES[shape], token, "GET /pets", api=API)
 
 
 def decide(event: dict[str, Any]) -> bool:
