@@ -45,10 +45,10 @@ def scopes_from_claims(claims: Mapping[str, Any]) -> frozenset[str]:
 
 
 def shared(value: _T) -> _T:
-    """One copy of a value that many principals hold (scope sets, audiences, client ids).
+    """One copy of a value that many cached verdicts hold (scope sets, audiences, client ids, response keys).
 
-    Every cached verdict keeps its principal: sharing these keeps an entry near half the size. Only
-    values from verified tokens get here, and the table starts over when full.
+    Sharing them makes a cached verdict about a third smaller (1.9 to 1.2 KB measured). Only values of
+    verified tokens and of their requests get here, and the table starts over when full.
     """
     found: _T | None = _SHARED.get(value)
     if found is None:
