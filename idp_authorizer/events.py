@@ -222,9 +222,7 @@ def _bare(raw: object) -> str:
     # Cheap checks here (ASCII, so hashing it cannot fail); the full RFC 6750 syntax, which also refuses
     # control characters, is checked by check_token_syntax on a cache miss only, since a token found in
     # the verdict cache passed it when it was first seen.
-    if not isinstance(raw, str) or not raw or len(raw) > _MAX_HEADER or not raw.isascii():
-        raise InvalidToken("malformed_token", "token has characters a bearer token cannot have")
-    if " " in raw:
+    if not isinstance(raw, str) or not raw or len(raw) > _MAX_HEADER or not raw.isascii() or " " in raw:
         raise InvalidToken("malformed_token", "token has characters a bearer token cannot have")
     return raw
 

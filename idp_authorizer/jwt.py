@@ -14,6 +14,7 @@ import json
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from idp_authorizer.errors import InvalidToken
@@ -71,21 +72,14 @@ def is_compact_jws(token: str) -> bool:
     return token.count(".") == 2
 
 
-_HEADERS: dict[bytes, dict[str, Any]] = {}
-_HEADERS_MAX = 256
-
-
-def _remember_header(header_b64: bytes) -> dict[str, Any]:
+@lru_cache(maxsize=256)
+def _header(header_b64: bytes) -> dict[str, Any]:
     """Decode a protected header; an issuer signs every token with the same few, so they are remembered.
 
-    Only headers that decode to a JSON object are kept (the memo is bounded and starts over when
-    full); callers read them and never change them.
+    Only headers that decode to a JSON object are kept (a failure raises, and is not cached); callers
+    read them and never change them.
     """
-    header = _json_object(b64url_decode(header_b64))
-    if len(_HEADERS) >= _HEADERS_MAX:
-        _HEADERS.clear()
-    _HEADERS[header_b64] = header
-    return header
+    return _json_object(b64url_decode(header_b64))
 
 
 def decompose(token: str) -> CompactJws:
@@ -103,7 +97,7 @@ def decompose(token: str) -> CompactJws:
         raise InvalidToken(code, "not a JWS compact serialization")
     header_b64, payload_b64, signature_b64 = parts
     try:
-        header = _HEADERS.get(header_b64) or _remember_header(header_b64)
+        header = _header(header_b64)
         claims = _json_object(b64url_decode(payload_b64))
         signature = b64url_decode(signature_b64)
     except (ValueError, RecursionError, UnicodeError, binascii.Error) as exc:

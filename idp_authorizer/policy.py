@@ -107,23 +107,14 @@ def iam_policy(
     return response
 
 
-_DOCUMENTS: dict[RouteResources, dict[str, Any]] = {}
-_DOCUMENTS_MAX = 1024
-
-
+@lru_cache(maxsize=1024)
 def _policy_document(resources: RouteResources) -> dict[str, Any]:
-    document = _DOCUMENTS.get(resources)
-    if document is None:
-        statements: list[dict[str, Any]] = []
-        if resources.allow:
-            statements.append({"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": list(resources.allow)})
-        if resources.deny:
-            statements.append({"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": list(resources.deny)})
-        document = {"Version": "2012-10-17", "Statement": statements}
-        if len(_DOCUMENTS) >= _DOCUMENTS_MAX:
-            _DOCUMENTS.clear()
-        _DOCUMENTS[resources] = document
-    return document
+    statements: list[dict[str, Any]] = []
+    if resources.allow:
+        statements.append({"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": list(resources.allow)})
+    if resources.deny:
+        statements.append({"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": list(resources.deny)})
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
 def simple_response(authorized: bool, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
