@@ -225,7 +225,8 @@ def _demo(_: argparse.Namespace) -> int:
 
 def describe(call: Callable[[], dict[str, Any]], arn: str) -> str:
     """One line: what API Gateway would do with the handler's answer for the request ``arn``."""
-    from idp_authorizer.policy import RouteResources, evaluate
+    from idp_authorizer.policy import evaluate
+    from idp_authorizer.route_policy import RouteResources
 
     try:
         response = call()

@@ -15,6 +15,7 @@ from typing import Any, Literal, NamedTuple
 
 from idp_authorizer.arn import ExecuteApiArn, parse_arn
 from idp_authorizer.errors import InvalidToken
+from idp_authorizer.rules import METHODS
 
 Shape = Literal["rest-token", "rest-request", "http-v1", "http-v2", "websocket"]
 SourceKind = Literal["header", "query", "cookie"]
@@ -51,11 +52,11 @@ class Request(NamedTuple):
     shape: Shape
     arn: ExecuteApiArn | None
     method: str
-    """The HTTP method of the request (from ``httpMethod``, ``routeKey`` or the ARN)."""
+    """The HTTP method the event names (``httpMethod``, ``requestContext.http.method``), else the ARN's."""
     template: str | None
     """The route as API Gateway names it: ``resource``, the path of ``routeKey``, ``$default`` or ``$connect``."""
     path: str
-    """The concrete request path from the ARN (``/`` joined), for rules when no template is known."""
+    """The concrete request path from the ARN (``/`` joined)."""
     token: str | None
     """ASCII without spaces; :func:`check_token_syntax` completes the check before verification."""
     request_id: str | None = None
@@ -113,24 +114,34 @@ def refused_request(event: object) -> Request | None:
         return None
 
 
-def _route(event: Mapping[str, Any], shape: Shape, arn: ExecuteApiArn | None) -> tuple[str, str | None]:
-    """``(method, template)``; the template is ``None`` when the event names no route (REST TOKEN)."""
-    verb = arn.verb if arn is not None else ""
-    if shape == "websocket":
-        return verb, "$connect"
+def _route(event: Mapping[str, Any], shape: Shape, arn: ExecuteApiArn) -> tuple[str, str | None]:
+    """``(method, template)``: the method the event names besides its ARN, and the route it names.
+
+    Decisions are made on the ARN's method and path (:meth:`~idp_authorizer.outcome.Responder.routes`).
+    A method the event names elsewhere (``httpMethod``, ``requestContext.http.method``, a route key
+    with a method) that differs from the ARN's is returned so that it must allow the request too: an
+    event at odds with itself cannot pick the looser reading. The template is for the log only.
+    """
+    if shape in ("rest-token", "websocket"):
+        return arn.verb, "$connect" if shape == "websocket" else None
     if shape == "http-v2":
+        context = event.get("requestContext")
+        http = context.get("http") if isinstance(context, dict) else None
         route_key = event.get("routeKey")
-        if route_key == "$default":
-            return verb, "$default"
-        if isinstance(route_key, str):
-            method, _, path = route_key.partition(" ")
-            if path.startswith("/"):
-                return method, path
-    if shape in ("rest-request", "http-v1"):
-        http_method, resource = event.get("httpMethod"), event.get("resource")
-        if isinstance(http_method, str) and isinstance(resource, str) and resource.startswith("/"):
-            return http_method, resource
-    return verb, None
+        key_method, _, key_path = route_key.partition(" ") if isinstance(route_key, str) else ("", "", "")
+        named: tuple[object, ...] = (
+            http.get("method") if isinstance(http, dict) else None,
+            key_method if key_method in METHODS else None,  # not ANY, not $default
+        )
+        template = route_key if route_key == "$default" else _template(key_path)
+    else:
+        named, template = (event.get("httpMethod"),), _template(event.get("resource"))
+    odd = next((m for m in named if isinstance(m, str) and m and m != arn.verb), None)
+    return (odd or arn.verb), template
+
+
+def _template(value: object) -> str | None:
+    return value if isinstance(value, str) and value.startswith("/") else None
 
 
 def _request_id(event: Mapping[str, Any]) -> str | None:

@@ -114,7 +114,8 @@ def invoke(event: dict[str, Any]) -> Invocation:
 
 def judge(call: Callable[[], dict[str, Any]], arn: str) -> tuple[str, bool, dict[str, Any] | None]:
     """``(verdict, allowed, response)``: what API Gateway would do with the handler's answer for ``arn``."""
-    from idp_authorizer.policy import RouteResources, evaluate
+    from idp_authorizer.policy import evaluate
+    from idp_authorizer.route_policy import RouteResources
 
     try:
         response = call()

@@ -14,21 +14,15 @@ upstream unavailable   :class:`AuthorizerUnavailable` → 500, which API Gateway
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from idp_authorizer.errors import AuthorizerUnavailable
 from idp_authorizer.events import Request
-from idp_authorizer.policy import (
-    RouteResources,
-    iam_policy,
-    principal_context,
-    route_resources,
-    simple_response,
-    within_budget,
-)
+from idp_authorizer.policy import evaluate, iam_policy, principal_context, simple_response, within_budget
 from idp_authorizer.principal import Principal
-from idp_authorizer.rules import RouteTable
+from idp_authorizer.route_policy import PolicyBuilder, RouteResources, incoming_only
+from idp_authorizer.rules import RouteTable, Rule
 
 Outcome = Literal["allow", "deny", "invalid", "unavailable"]
 ResponseMode = Literal["auto", "iam", "simple"]
@@ -56,18 +50,56 @@ class Responder:
     context_claims: Sequence[str] = ()
     usage_claim: str | None = None
 
+    builder: PolicyBuilder = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "builder", PolicyBuilder(self.table))
+
     def claims_used(self) -> frozenset[str]:
         """Every claim a response can read: route rules, context claims, the usage identifier claim."""
-        names = {name for rule in self.table.rules for name, _ in rule.claims} | set(self.context_claims)
+        names = {name for rule in self.table.all_rules for name, _ in rule.claims} | set(self.context_claims)
         return frozenset(names | ({self.usage_claim} if self.usage_claim else set()))
 
     def simple(self, request: Request | None) -> bool:
         """Simple responses exist only for HTTP API payload 2.0; ``auto`` uses them there."""
         return request is not None and request.payload_v2 and self.mode != "iam"
 
+    def routes(self, request: Request) -> tuple[Rule | None, ...]:
+        """The rule of each method the request names, on the ARN's path.
+
+        The ARN's method, and the event's own (``httpMethod``, ``requestContext.http.method``) when it
+        differs: a request is allowed only when both are, so an odd event cannot pick the looser one.
+        """
+        arn = request.arn
+        if arn is None:
+            return (None,)
+        verbs = (arn.verb,) if request.method in (arn.verb, "") else (arn.verb, request.method)
+        return tuple(self.table.route(verb, arn.path) for verb in verbs)
+
+    def decide(self, request: Request, principal: Principal) -> Decision:
+        """What the rules say about this request for ``principal`` (every route it names must allow it)."""
+        if request.arn is not None and all(self.table.permits(principal, rule) for rule in self.routes(request)):
+            return Decision("allow", "allowed", principal)
+        return Decision("deny", "insufficient_scope", principal)
+
     def permits(self, request: Request, principal: Principal) -> bool:
-        rule = self.table.find(request.method, request.template, request.path)
-        return self.table.permits(principal, rule)
+        return self.decide(request, principal).outcome == "allow"
+
+    def answer(self, request: Request, principal: Principal) -> tuple[Decision, dict[str, Any]]:
+        """The decision for a verified principal and the response that carries it.
+
+        An IAM response can be stricter than the rules: an ARN with ``*`` or ``?`` in its path that the
+        route policy does not cover cannot be allowed exactly (IAM has no escape), so it is denied.
+        """
+        decision = self.decide(request, principal)
+        if self.simple(request) or decision.outcome != "allow":
+            return decision, self.render(request, decision)
+        assert request.arn is not None
+        resources = self.builder.resources(principal, request.arn, True)
+        if not evaluate(resources, request.arn.value):
+            decision = Decision("deny", "wildcard_in_path", principal)
+            resources = self.builder.resources(principal, request.arn, False)
+        return decision, self._iam(request, principal, resources, decision.outcome == "allow")
 
     def render(self, request: Request | None, decision: Decision) -> dict[str, Any]:
         """The response for API Gateway; raises for the 401 and the fail-closed 500."""
@@ -81,7 +113,7 @@ class Responder:
         if principal is None or request is None or request.arn is None:
             raise unauthorized()
         permitted = decision.outcome == "allow"
-        return self._iam(request, principal, route_resources(self.table, principal, request.arn, permitted), permitted)
+        return self._iam(request, principal, self.builder.resources(principal, request.arn, permitted), permitted)
 
     def _iam(
         self, request: Request, principal: Principal, resources: RouteResources, permitted: bool
@@ -93,8 +125,7 @@ class Responder:
             return response
         # Too many routes or claims for API Gateway's 8 KB: decide the incoming ARN alone, minimal context.
         assert request.arn is not None
-        arn = request.arn.value
-        fallback = RouteResources((arn,), ()) if permitted else RouteResources((), (arn,))
+        fallback = incoming_only(request.arn, permitted)
         return iam_policy(principal.subject, fallback, principal_context(principal, (), nested=nested))
 
     def _usage_key(self, principal: Principal) -> str | None:

@@ -3,89 +3,30 @@
 https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-lambda-authorizer-output.html
 https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-lambda-authorizer.html
 
-API Gateway may cache a result and replay it for every route of the API, so an IAM policy here
-allows exactly the routes the principal may call and denies the rest (:func:`route_resources`).
+API Gateway may cache a result and replay it for every route of the API, so the resources of an IAM
+policy come from :mod:`idp_authorizer.route_policy`, which keeps them right under that replay.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from idp_authorizer.arn import ExecuteApiArn
-from idp_authorizer.principal import Principal, shared
-from idp_authorizer.rules import RouteTable
+from idp_authorizer import iam
+from idp_authorizer.principal import Principal, has_control_characters, shared
+from idp_authorizer.route_policy import RouteResources
 
 RESULT_BUDGET = 7 * 1024
 """API Gateway refuses authorizer results over 8 KB; keep a margin for what it adds."""
 _CONTEXT_VALUE_BUDGET = 1024
 
 
-@dataclass(frozen=True, slots=True)
-class RouteResources:
-    """Resource ARNs to allow and to deny explicitly for one principal on one API stage."""
-
-    allow: tuple[str, ...]
-    deny: tuple[str, ...]
-
-
-def route_resources(table: RouteTable, principal: Principal, arn: ExecuteApiArn, permitted: bool) -> RouteResources:
-    """The principal's whole policy for this API stage, so a cached result stays right on every route.
-
-    Allow every route whose rule the principal meets; deny explicitly each route it does not meet
-    unless that Deny would also cover an allowed route (IAM lets Deny win). When the rules cannot be
-    expressed exactly, fall back to a policy about the incoming ARN alone: correct, just less cacheable.
-    The incoming route is always decided by an explicit statement matching ``permitted``.
-    """
-    everything = arn.api_prefix + "/*"
-    incoming = arn.value
-    if not table.meets_required(principal):
-        return RouteResources((), (everything,))
-    if not table.rules:
-        return RouteResources((everything,), ()) if permitted else RouteResources((), (incoming,))
-    allowed = [arn.resource(*rule.arn_suffix) for rule in table.rules if rule.allows(principal)]
-    allow = [everything] if table.allow_unlisted else allowed
-    deny: list[str] = []
-    for rule in table.rules:
-        if rule.allows(principal):
-            continue
-        resource = arn.resource(*rule.arn_suffix)
-        if not any(iam_match(resource, other) for other in allowed):
-            deny.append(resource)
-        elif any(iam_match(other, resource) for other in allow):
-            return _incoming_only(incoming, permitted)
-    result = RouteResources(collapse(allow), collapse(deny))
-    if evaluate(result, incoming) is not permitted:
-        return _incoming_only(incoming, permitted)
-    if not permitted and not any(iam_match(pattern, incoming) for pattern in result.deny):
-        result = RouteResources(result.allow, (*result.deny, incoming))
-    return result
-
-
-def _incoming_only(incoming: str, permitted: bool) -> RouteResources:
-    return RouteResources((incoming,), ()) if permitted else RouteResources((), (incoming,))
-
-
-@lru_cache(maxsize=1024)
-def _wildcard(pattern: str) -> re.Pattern[str]:
-    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
-
-
-def iam_match(pattern: str, resource: str) -> bool:
-    """IAM resource matching as execute-api does it: ``*`` matches any run of characters, ``/`` included."""
-    return _wildcard(pattern).fullmatch(resource) is not None
-
-
 def evaluate(resources: RouteResources, resource: str) -> bool:
-    """Explicit Deny wins, then an Allow, else the implicit deny: how IAM judges one request."""
-    if any(iam_match(pattern, resource) for pattern in resources.deny):
-        return False
-    return any(iam_match(pattern, resource) for pattern in resources.allow)
+    """How API Gateway judges ``resource`` under ``resources`` (explicit Deny wins, then an Allow)."""
+    return iam.allowed(resources.allow, resources.deny, resource)
 
 
 def iam_policy(
@@ -129,7 +70,8 @@ def principal_context(principal: Principal, claim_names: Sequence[str], *, neste
 
     Payload 1.0 and REST allow only string, number and boolean values: lists of strings become one
     space-separated string, anything else JSON text. Payload 2.0 keeps JSON values as they are.
-    Values over a size budget are left out rather than pushing the result past 8 KB.
+    Values over a size budget are left out rather than pushing the result past 8 KB, and so are values
+    holding a control character (:func:`~idp_authorizer.principal.has_control_characters`).
     """
     context: dict[str, Any] = {
         "sub": principal.subject,
@@ -149,7 +91,9 @@ def principal_context(principal: Principal, claim_names: Sequence[str], *, neste
 def _context_value(value: object, nested: bool) -> Any:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return None
-    if isinstance(value, str | int | float | bool):
+    if isinstance(value, str):
+        return value if len(value) <= _CONTEXT_VALUE_BUDGET and not has_control_characters(value) else None
+    if isinstance(value, int | float | bool):
         return value if len(str(value)) <= _CONTEXT_VALUE_BUDGET else None
     if not nested and isinstance(value, list) and all(isinstance(item, str) for item in value):
         text = " ".join(value)
@@ -158,9 +102,20 @@ def _context_value(value: object, nested: bool) -> Any:
             text = json.dumps(value, separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError):
             return None
-    if len(text) > _CONTEXT_VALUE_BUDGET:
+    # Mapping templates can copy context values into request headers: no control character, at any depth.
+    if len(text) > _CONTEXT_VALUE_BUDGET or _holds_control_characters(value):
         return None
     return json.loads(text) if nested else text
+
+
+def _holds_control_characters(value: object) -> bool:
+    if isinstance(value, str):
+        return has_control_characters(value)
+    if isinstance(value, list):
+        return any(_holds_control_characters(item) for item in value)
+    if isinstance(value, dict):
+        return any(_holds_control_characters(k) or _holds_control_characters(v) for k, v in value.items())
+    return False
 
 
 def within_budget(response: Mapping[str, Any]) -> bool:
@@ -177,9 +132,3 @@ def within_budget(response: Mapping[str, Any]) -> bool:
     if estimate <= RESULT_BUDGET:
         return True
     return len(json.dumps(response, separators=(",", ":"))) <= RESULT_BUDGET
-
-
-def collapse(patterns: Iterable[str]) -> tuple[str, ...]:
-    """Patterns without those another pattern already covers (smaller policies, same meaning)."""
-    unique = list(dict.fromkeys(patterns))
-    return tuple(p for p in unique if not any(o != p and iam_match(o, p) for o in unique))

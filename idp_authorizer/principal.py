@@ -45,6 +45,9 @@ def scopes_from_claims(claims: Mapping[str, Any]) -> frozenset[str]:
             found.update(value.split())
         elif isinstance(value, list):
             found.update(item for item in value if isinstance(item, str))
+    # A scope with a control character names no configured scope and must not reach the context.
+    if found and has_control_characters("".join(found)):
+        found = {scope for scope in found if not has_control_characters(scope)}
     return shared(frozenset(found))
 
 

@@ -1,27 +1,64 @@
-"""Route rules: which scopes and claim values each route needs. Pure; one engine for every provider.
+"""Route rules: which scopes and claim values each route needs, and which rule governs a request. Pure.
 
 ``IDP_ROUTES`` maps API Gateway route patterns to rules::
 
     {"GET /pets/{id}": {"scopes": ["pets:read", "admin"]},        # any-of
      "POST /pets": {"all_scopes": ["pets:write", "audit"]},       # all-of
-     "ANY /admin/{proxy+}": {"claims": {"role": ["admin"]}},     # claim value any-of
+     "ANY /admin/{proxy+}": {"claims": {"role": ["admin"]}},     # claim value any-of (JSON values)
      "DELETE /pets/{id}": {"scopes": ["admin"], "introspect": true},  # JWTs also introspected
      "GET /health": {}}                                           # any valid token
 
-A pattern is ``METHOD PATH`` (``ANY`` or ``*`` for every method) with ``{name}`` matching one path
-segment and a trailing ``{name+}`` or ``*`` matching the rest; ``$default`` and ``$connect`` name
-API Gateway's special routes. A list value is shorthand for ``{"scopes": [...]}``.
+A pattern is ``METHOD PATH`` (``ANY`` or ``*`` for every method) with ``{name}`` matching one
+non-empty path segment and a trailing ``{name+}`` or ``*`` matching the non-empty rest; ``$default``
+and ``$connect`` name API Gateway's special routes. A list value is shorthand for ``{"scopes": [...]}``.
+
+Every API type is decided the same way, on the request's real method and path (the ARN's, which is
+what a cached IAM policy is replayed against), routed the way API Gateway routes
+(https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-routes.html): segment
+by segment from the left a literal beats ``{param}`` beats a greedy ``{proxy+}``, then a
+method-specific route beats ``ANY``; ``$default`` only when nothing else matches. The route template
+the event names (``routeKey``, ``resource``) is not used: a TOKEN event has none, and a route key
+``ANY /x`` says nothing about the method.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from idp_authorizer.principal import Principal
 
-_SPECIAL = ("$default", "$connect")
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+"""The HTTP methods API Gateway routes; ``ANY`` means these."""
+CONNECT = "$connect"
+DEFAULT = "$default"
+PARAM = "{}"
+"""A ``{name}`` segment, as :attr:`Rule.segments` holds it (names do not matter for matching)."""
+GREEDY = "{+}"
+"""A trailing ``{name+}`` or ``*`` segment."""
+
+_LITERAL, _PARAM, _GREEDY = 2, 1, 0
+
+ClaimValue = tuple[str, Any]
+"""A JSON scalar tagged with its JSON type (``s``, ``n``, ``b``): ``true`` never equals ``1`` or ``"true"``."""
+
+
+def claim_value(value: object) -> ClaimValue | None:
+    """``value`` tagged with its JSON type, or ``None`` when it is not a JSON scalar a rule can name."""
+    if isinstance(value, bool):
+        return ("b", value)
+    if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
+        return ("n", value)
+    if isinstance(value, str):
+        return ("s", value)
+    return None
+
+
+def split_path(path: str) -> tuple[str, ...]:
+    """Path segments as the ARN carries them (``""`` is the root; empty segments are kept as such)."""
+    return tuple(path.split("/")) if path else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,18 +66,29 @@ class Rule:
     """One route pattern and what a principal needs to call it."""
 
     pattern: str
-    method: str
+    methods: frozenset[str]
+    """The methods it routes (``ANY``: :data:`METHODS`); ``{"$connect"}``; empty for ``$default``."""
     segments: tuple[str, ...]
-    greedy: bool
+    """Literal segments, :data:`PARAM` and a last :data:`GREEDY`."""
     any_scopes: frozenset[str] = frozenset()
     all_scopes: frozenset[str] = frozenset()
-    claims: tuple[tuple[str, frozenset[str]], ...] = ()
+    claims: tuple[tuple[str, frozenset[ClaimValue]], ...] = ()
     introspect: bool = False
 
     @property
-    def specificity(self) -> tuple[int, int, int, int]:
-        literal = sum(1 for part in self.segments if not part.startswith("{"))
-        return (literal, len(self.segments), 0 if self.greedy else 1, 0 if self.method == "*" else 1)
+    def special(self) -> bool:
+        return self.pattern in (DEFAULT, CONNECT)
+
+    @property
+    def greedy(self) -> bool:
+        return bool(self.segments) and self.segments[-1] == GREEDY
+
+    @property
+    def priority(self) -> tuple[tuple[int, ...], int]:
+        """API Gateway's order among routes matching one request: compare segment ranks left to right
+        (literal > ``{param}`` > greedy), then a method-specific route over ``ANY``."""
+        ranks = tuple(_GREEDY if s == GREEDY else _PARAM if s == PARAM else _LITERAL for s in self.segments)
+        return ranks, 0 if self.methods == METHODS else 1
 
     def allows(self, principal: Principal) -> bool:
         """Whether ``principal`` meets this rule's scope and claim requirements."""
@@ -51,47 +99,28 @@ class Rule:
             return False
         return all(_claim_matches(principal.claims.get(name), wanted) for name, wanted in self.claims)
 
-    def matches_template(self, method: str, template: str) -> bool:
-        """Exact match against a route template (``routeKey`` path or REST ``resource``)."""
-        return self.method in ("*", method.upper()) and self._template_path == template
-
-    def matches_path(self, method: str, path: str) -> bool:
-        """Match against a concrete request path, the way API Gateway routes it."""
-        if self.method not in ("*", method.upper()):
+    def matches(self, verb: str, parts: tuple[str, ...]) -> bool:
+        """Whether a request ``verb`` on path ``parts`` (:func:`split_path`) fits this pattern."""
+        if verb not in self.methods or self.pattern == DEFAULT:
             return False
-        if self.pattern in _SPECIAL:
-            return False
-        parts = tuple(part for part in path.split("/") if part)
+        segments = self.segments
         if self.greedy:
-            fixed = self.segments[:-1]
-            return len(parts) > len(fixed) and all(_segment_matches(p, q) for p, q in zip(fixed, parts, strict=False))
-        return len(parts) == len(self.segments) and all(
-            _segment_matches(p, q) for p, q in zip(self.segments, parts, strict=True)
-        )
-
-    @property
-    def _template_path(self) -> str:
-        return self.pattern.partition(" ")[2] if " " in self.pattern else self.pattern
-
-    @property
-    def arn_suffix(self) -> tuple[str, str]:
-        """``(verb, path)`` for an IAM resource ARN; ``*`` spans every parameter (IAM wildcards cross ``/``)."""
-        if self.pattern in _SPECIAL:
-            return self.pattern, ""
-        path = "/".join("*" if part.startswith("{") or part == "*" else part for part in self.segments)
-        return self.method, path
+            fixed = len(segments) - 1
+            # The greedy rest is non-empty: "/pets/" (parts ("pets", "")) is not "/pets/{proxy+}".
+            if len(parts) <= fixed or (len(parts) == fixed + 1 and not parts[fixed]):
+                return False
+            return all(_segment_matches(s, p) for s, p in zip(segments[:fixed], parts, strict=False))
+        return len(parts) == len(segments) and all(_segment_matches(s, p) for s, p in zip(segments, parts, strict=True))
 
 
-def _segment_matches(pattern: str, part: str) -> bool:
-    return pattern.startswith("{") or pattern in ("*", part)
+def _segment_matches(segment: str, part: str) -> bool:
+    return bool(part) if segment == PARAM else segment == part
 
 
-def _claim_matches(value: object, wanted: frozenset[str]) -> bool:
+def _claim_matches(value: object, wanted: frozenset[ClaimValue]) -> bool:
     if isinstance(value, list):
-        return any(isinstance(item, str | int) and str(item) in wanted for item in value)
-    if isinstance(value, bool):
-        return str(value).lower() in wanted
-    return isinstance(value, str | int) and str(value) in wanted
+        return any(claim_value(item) in wanted for item in value)
+    return claim_value(value) in wanted
 
 
 def _strings(value: object, what: str) -> frozenset[str]:
@@ -99,6 +128,14 @@ def _strings(value: object, what: str) -> frozenset[str]:
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
         raise ValueError(f"{what} must be a list of strings")
     return frozenset(items)
+
+
+def _claim_values(name: object, value: object, pattern: str) -> tuple[str, frozenset[ClaimValue]]:
+    items = value if isinstance(value, list) else [value]
+    tagged = [claim_value(item) for item in items]
+    if not tagged or None in tagged:
+        raise ValueError(f"route {pattern!r}: claim {name!r} must be a string, number, boolean or a list of them")
+    return str(name), frozenset(t for t in tagged if t is not None)
 
 
 def parse_rule(pattern: str, spec: object) -> Rule:
@@ -110,7 +147,7 @@ def parse_rule(pattern: str, spec: object) -> Rule:
     unknown = set(spec) - {"scopes", "all_scopes", "claims", "introspect"}
     if unknown:
         raise ValueError(f"route {pattern!r}: unknown keys {sorted(unknown)}")
-    method, segments, greedy = _parse_pattern(pattern)
+    methods, segments = _parse_pattern(pattern)
     claims = spec.get("claims", {})
     if not isinstance(claims, Mapping):
         raise ValueError(f"route {pattern!r}: claims must be an object")
@@ -119,65 +156,91 @@ def parse_rule(pattern: str, spec: object) -> Rule:
         raise ValueError(f"route {pattern!r}: introspect must be true or false")
     return Rule(
         pattern=pattern.strip(),
-        method=method,
+        methods=methods,
         segments=segments,
-        greedy=greedy,
         any_scopes=_strings(spec.get("scopes", []), f"route {pattern!r}: scopes"),
         all_scopes=_strings(spec.get("all_scopes", []), f"route {pattern!r}: all_scopes"),
-        claims=tuple(
-            (str(name), _strings(value if isinstance(value, list) else [str(value)], f"claim {name!r}"))
-            for name, value in sorted(claims.items())
-        ),
+        claims=tuple(_claim_values(name, value, pattern) for name, value in sorted(claims.items())),
         introspect=introspect,
     )
 
 
-def _parse_pattern(pattern: str) -> tuple[str, tuple[str, ...], bool]:
+def _parse_pattern(pattern: str) -> tuple[frozenset[str], tuple[str, ...]]:
     text = pattern.strip()
-    if text in _SPECIAL:
-        return "*", (), False
+    if text == DEFAULT:
+        return frozenset(), ()
+    if text == CONNECT:
+        return frozenset({CONNECT}), ()
     method, sep, path = text.partition(" ")
     method = method.upper()
-    if not sep or not path.startswith("/") or (not method.isalpha() and method != "*"):
-        raise ValueError(f"route {pattern!r} is not 'METHOD /path'")
-    segments = tuple(part for part in path.split("/") if part)
-    greedy = bool(segments) and (segments[-1] == "*" or segments[-1].endswith("+}"))
-    if any(part == "*" or part.endswith("+}") for part in segments[:-1]):
+    if not sep or not path.startswith("/") or (method not in METHODS and method not in ("ANY", "*")):
+        raise ValueError(
+            f"route {pattern!r} is not 'METHOD /path' with METHOD one of ANY, {', '.join(sorted(METHODS))}"
+        )
+    parts = [part for part in path.split("/") if part]
+    segments = tuple(_parse_segment(part, last=i == len(parts) - 1, pattern=pattern) for i, part in enumerate(parts))
+    return (METHODS if method in ("ANY", "*") else frozenset({method})), segments
+
+
+def _parse_segment(part: str, *, last: bool, pattern: str) -> str:
+    greedy = part == "*" or (part.startswith("{") and part.endswith("+}"))
+    if greedy and not last:
         raise ValueError(f"route {pattern!r}: a greedy segment must come last")
-    return ("*" if method == "ANY" else method), segments, greedy
+    if greedy:
+        return GREEDY
+    if part.startswith("{") and part.endswith("}") and len(part) > 2:
+        return PARAM
+    if "{" in part or "}" in part:
+        raise ValueError(f"route {pattern!r}: a path parameter is a whole segment, '{{name}}'")
+    return part
 
 
 @dataclass(frozen=True, slots=True)
 class RouteTable:
-    """Every rule, most specific first, plus the scopes every request needs."""
+    """Every rule, in API Gateway's routing order, plus the scopes every request needs."""
 
     rules: tuple[Rule, ...] = ()
+    """The method-and-path rules, highest priority first (``$default`` and ``$connect`` are apart)."""
     required_scopes: frozenset[str] = frozenset()
     allow_unlisted: bool = False
     """When rules exist, whether a route none of them covers is allowed (default: denied)."""
+    default: Rule | None = None
+    connect: Rule | None = None
 
     @classmethod
     def build(
         cls, routes: Mapping[str, Any], required_scopes: Iterable[str] = (), *, allow_unlisted: bool = False
     ) -> RouteTable:
-        rules = sorted((parse_rule(p, s) for p, s in routes.items()), key=lambda r: r.specificity, reverse=True)
-        return cls(tuple(rules), frozenset(required_scopes), allow_unlisted)
+        parsed = [parse_rule(p, s) for p, s in routes.items()]
+        special = {rule.pattern: rule for rule in parsed if rule.special}
+        regular = sorted((rule for rule in parsed if not rule.special), key=lambda r: r.priority, reverse=True)
+        _refuse_duplicates(regular)
+        return cls(
+            tuple(regular), frozenset(required_scopes), allow_unlisted, special.get(DEFAULT), special.get(CONNECT)
+        )
 
-    def find(self, method: str, template: str | None, path: str) -> Rule | None:
-        """The rule governing a request: an exact template match, else the most specific path match."""
-        if template is not None:
-            for rule in self.rules:
-                if rule.matches_template(method, template):
-                    return rule
+    @property
+    def all_rules(self) -> tuple[Rule, ...]:
+        return self.rules + tuple(rule for rule in (self.default, self.connect) if rule is not None)
+
+    @property
+    def empty(self) -> bool:
+        return not self.all_rules
+
+    def route(self, verb: str, path: str) -> Rule | None:
+        """The rule API Gateway would route ``verb path`` to; ``None`` when no rule (not even ``$default``) does."""
+        if verb == CONNECT:
+            return self.connect
+        parts = split_path(path)
         for rule in self.rules:
-            if rule.matches_path(method, path):
+            if rule.matches(verb, parts):
                 return rule
-        return None
+        return self.default
 
     @property
     def introspects(self) -> bool:
         """Whether some route also wants JWTs introspected (``"introspect": true``)."""
-        return any(rule.introspect for rule in self.rules)
+        return any(rule.introspect for rule in self.all_rules)
 
     def needs_introspection(self, principal: Principal, rule: Rule | None, *, whole_api: bool) -> bool:
         """Whether the response for ``principal`` would let it reach a route marked ``introspect``.
@@ -186,7 +249,7 @@ class RouteTable:
         Gateway may replay it on any route; a simple response speaks for the incoming ``rule`` alone.
         """
         if whole_api:
-            return self.meets_required(principal) and any(r.introspect and r.allows(principal) for r in self.rules)
+            return self.meets_required(principal) and any(r.introspect and r.allows(principal) for r in self.all_rules)
         return rule is not None and rule.introspect and self.permits(principal, rule)
 
     def meets_required(self, principal: Principal) -> bool:
@@ -197,5 +260,19 @@ class RouteTable:
         if not self.meets_required(principal):
             return False
         if rule is None:
-            return not self.rules or self.allow_unlisted
+            return self.empty or self.allow_unlisted
         return rule.allows(principal)
+
+    def decide(self, principal: Principal, verb: str, path: str) -> bool:
+        """The decision for a request ``verb path`` (the ARN's): routed, then :meth:`permits`."""
+        return self.permits(principal, self.route(verb, path))
+
+
+def _refuse_duplicates(rules: list[Rule]) -> None:
+    """Two rules API Gateway could not tell apart (``GET /pets/{id}`` and ``GET /pets/{name}``) are a mistake."""
+    seen: dict[tuple[frozenset[str], tuple[str, ...]], str] = {}
+    for rule in rules:
+        key = (rule.methods, rule.segments)
+        if key in seen:
+            raise ValueError(f"routes {seen[key]!r} and {rule.pattern!r} name the same route")
+        seen[key] = rule.pattern

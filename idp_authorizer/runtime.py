@@ -87,7 +87,7 @@ class Verdict:
         self.responses: dict[ResponseKey, tuple[Decision, dict[str, Any]]] = {}
 
     def response_key(self, request: Request) -> ResponseKey:
-        # Every field the route rules read: the method too, which comes from httpMethod/routeKey, not the ARN.
+        # Every field a decision reads: the ARN, and the method the event names (which must agree with it).
         return request.shape, request.arn.value if request.arn else None, request.method, request.template
 
 
@@ -217,9 +217,9 @@ class Authorizer:
         if principal.provider == introspector.name:
             return False  # judged by the IdP already
         table = self.responder.table
-        whole_api = not self.responder.simple(request)
-        rule = None if whole_api else table.find(request.method, request.template, request.path)
-        return table.needs_introspection(principal, rule, whole_api=whole_api)
+        if not self.responder.simple(request):
+            return table.needs_introspection(principal, None, whole_api=True)
+        return any(table.needs_introspection(principal, r, whole_api=False) for r in self.responder.routes(request))
 
     def _introspect_local(self, token: str) -> Decision | None:
         """From the introspection cache: an ``allow`` if the token is active, the refusal, or ``None`` (I/O needed)."""
@@ -273,19 +273,13 @@ class Authorizer:
         key = known.response_key(request)
         memo = known.responses.get(key)
         if memo is None:
-            decision = self._judge(request, known.principal)
+            decision, response = self.responder.answer(request, known.principal)
             self._log_decision(request, decision, fingerprint, cache_hit, started)
-            response = self.responder.render(request, decision)
             if len(known.responses) < _MAX_RESPONSES_PER_VERDICT:
                 known.responses[shared(key)] = (decision, response)
             return response
         self._log_decision(request, memo[0], fingerprint, cache_hit, started)
         return memo[1]
-
-    def _judge(self, request: Request, principal: Principal) -> Decision:
-        if self.responder.permits(request, principal):
-            return Decision("allow", "allowed", principal)
-        return Decision("deny", "insufficient_scope", principal)
 
     def _log_decision(
         self, request: Request | None, decision: Decision, fingerprint: str | None, cache_hit: bool, started: float

@@ -108,7 +108,6 @@ def hostile_events(v: str, w: str, x: str) -> list[tuple[str, object]]:
                 ARN + " ",
                 " " + ARN,
                 ARN + "\n",
-                ARN.replace("123456789012", "12345678901"),
                 "arn:aws:s3:::bucket/key",
                 API,
                 "arn:aws:execute-api:us-east-1:123456789012:abc123",
@@ -116,7 +115,6 @@ def hostile_events(v: str, w: str, x: str) -> list[tuple[str, object]]:
                 ARN + "/" + "x" * 3000,
                 ARN.replace("123456789012", "１２３４５６７８９０１２"),
                 ARN.replace("/prod/", "/pr od/"),
-                "arn:aws:execute-api:us-east-1:123456789012:abc-123/prod/GET/pets",
                 ARN.replace("arn:", "ARN:"),
                 ARN + "\x00",
             )
@@ -131,7 +129,6 @@ def hostile_events(v: str, w: str, x: str) -> list[tuple[str, object]]:
                 API,
                 ARN + "\n",
                 ["x"],
-                "arn:aws:execute-api:us-east-1:1:abc/prod/GET/pets",
             )
         ),
         *(
@@ -290,6 +287,19 @@ def harmless_junk(v: str) -> list[tuple[str, dict[str, Any]]]:
     bv = f"Bearer {v}"
     return [
         ("junk requestContext", rest_request(headers={"Authorization": bv}, requestContext="junk")),
+        # Account and API ids as local gateways send them (issue 11 item 9): any segment without ':', '/' or a wildcard.
+        *(
+            (f"methodArn {arn!r:.60}", rest_token(bv, methodArn=arn))
+            for arn in (
+                ARN.replace("123456789012", "12345678901"),
+                "arn:aws:execute-api:us-east-1:123456789012:abc-123/prod/GET/pets",
+                "arn:aws:execute-api:us-east-1:random-account-id:random-api-id/prod/GET/pets",
+            )
+        ),
+        (
+            "routeArn with a one-digit account",
+            http_v2(routeArn="arn:aws:execute-api:us-east-1:1:abc/prod/GET/pets", headers={"authorization": bv}),
+        ),
         ("surrogate request id", rest_request(headers={"Authorization": bv}, requestContext={"requestId": "\ud800"})),
         (
             "control chars in request id",

@@ -91,7 +91,7 @@ def test_cached_policy_replayed_on_every_route_gives_the_direct_decision(who, al
 def test_expected_decisions():
     table = RouteTable.build(ROUTES)
     decide = {
-        who: {f"{v} {p}": table.permits(pr, table.find(v, None, p)) for v, p in REQUESTS}
+        who: {f"{v} {p}": table.decide(pr, v, p[1:]) for v, p in REQUESTS}
         for who, pr in PRINCIPALS.items()
     }
     assert decide["reader"] == {
@@ -111,14 +111,27 @@ def test_expected_decisions():
 
 def test_required_scopes_apply_to_every_route():
     table = RouteTable.build(ROUTES, ["tenant:acme"])
-    assert not table.permits(PRINCIPALS["admin"], table.find("GET", None, "/health"))
-    assert table.permits(principal("tenant:acme"), table.find("GET", None, "/health"))
+    assert not table.decide(PRINCIPALS["admin"], "GET", "health")
+    assert table.decide(principal("tenant:acme"), "GET", "health")
 
 
-def test_template_match_beats_path_match():
+def test_the_request_path_decides_not_the_route_template():
+    """The same IDP_ROUTES decides the same way on every API type: the ARN's path, routed as API Gateway
+    routes it (a literal segment beats {param}); the event's template is not consulted."""
     table = RouteTable.build({"GET /pets/{id}": ["a"], "GET /pets/mine": ["b"]})
-    assert table.find("GET", None, "/pets/mine").pattern == "GET /pets/mine"
-    assert table.find("GET", "/pets/{id}", "/pets/mine").pattern == "GET /pets/{id}"
+    assert table.route("GET", "pets/mine").pattern == "GET /pets/mine"
+    assert table.route("GET", "pets/7").pattern == "GET /pets/{id}"
+    request = parse_event(
+        {
+            "type": "REQUEST",
+            "methodArn": f"{PREFIX}/GET/pets/mine",
+            "httpMethod": "GET",
+            "resource": "/pets/{id}",
+            "headers": {"Authorization": "Bearer x"},
+        }
+    )
+    responder = Responder(table)
+    assert responder.permits(request, principal("b")) and not responder.permits(request, principal("a"))
 
 
 def test_whole_policy_literal_for_a_reader():

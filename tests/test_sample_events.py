@@ -26,7 +26,9 @@ AUTHORIZER_EVENTS = (TOKEN_EVENT, REQUEST_EVENT, V2_EVENT)
 PROXY_EVENTS = ("apiGatewayProxyV2LambdaAuthorizerEvent.json", "apiGatewayProxyEvent.json")
 
 # The stage prefix of each authorizer event's methodArn / routeArn (partition, region, account, api, stage).
-TOKEN_PREFIX = "arn:aws:execute-api:us-west-2:123456789012:ymy8tbxw7b/*"  # the sample's stage is "*"
+# The sample's stage is "*" (a console test invocation). IAM has no escape for "*", so the policy writes
+# the stage as "?": one character, which matches "*" and cannot span the "/" into the path.
+TOKEN_PREFIX = "arn:aws:execute-api:us-west-2:123456789012:ymy8tbxw7b/?"
 REQUEST_PREFIX = "arn:aws:execute-api:us-east-1:123456789012:abcdef123/test"
 V2_PREFIX = "arn:aws:execute-api:us-east-1:123456789012:abcdef123/test"
 
