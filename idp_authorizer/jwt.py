@@ -20,6 +20,14 @@ from typing import Any, NamedTuple
 from idp_authorizer.errors import InvalidToken
 
 _B64URL = bytes.maketrans(b"-_", b"+/")
+# By length mod 4, the characters that may end a canonical part: after a whole quantum any of the
+# alphabet; with 2 characters in the last quantum, 4 unused bits (values 0, 16, 32, 48); with 3, 2
+# unused bits (values divisible by 4); a part of length 1 mod 4 is never valid.
+_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_CANONICAL_LAST = (_ALPHABET, b"", _ALPHABET[::16], _ALPHABET[::4])
+# RFC 9068 section 2.1 and RFC 7519 section 5.1: the types an access token may declare, compared
+# case-insensitively and without "application/" (RFC 7515 section 4.1.9).
+ACCESS_TOKEN_TYPES = frozenset({"jwt", "at+jwt"})
 
 
 class CompactJws(NamedTuple):
@@ -32,13 +40,16 @@ class CompactJws(NamedTuple):
 
 
 def b64url_decode(part: bytes) -> bytes:
-    """Strict base64url without padding (RFC 7515 section 2): any other character is refused.
+    """Strict, canonical base64url without padding (RFC 7515 section 2, RFC 4648 section 3.5).
 
     ``=``, ``+`` and ``/`` (padding, plain base64) are refused here; after ``-``/``_`` are mapped to them, strict
-    mode refuses every character outside the alphabet.
+    mode refuses every character outside the alphabet. A lenient decoder ignores the unused low bits
+    of the last character, so one token would have up to 16 accepted spellings, each its own cache
+    key and fingerprint: the last character must leave them zero, and a length of 1 mod 4 encodes no
+    whole byte at all. One lookup in a string of 4 or 16 characters, whatever the part's length.
     """
-    if not part or b"=" in part or b"+" in part or b"/" in part:
-        raise ValueError("not base64url")
+    if not part or b"=" in part or b"+" in part or b"/" in part or part[-1] not in _CANONICAL_LAST[len(part) % 4]:
+        raise ValueError("not canonical base64url")
     return binascii.a2b_base64(part.translate(_B64URL) + b"=" * (-len(part) % 4), strict_mode=True)
 
 
@@ -49,6 +60,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+_ABSENT: Any = object()
 _SCAN: Any = json.JSONDecoder(object_pairs_hook=_unique_keys).scan_once  # type: ignore[attr-defined]
 _JSON_SPACE = " \t\n\r"
 
@@ -118,14 +130,31 @@ def check_header(header: Mapping[str, Any], algorithms: Collection[str], require
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid or len(kid) > 256:
         raise InvalidToken("missing_kid", "token header has no usable kid")
+    _check_typ(header.get("typ", _ABSENT), required_typ)
+    return alg, kid
+
+
+def _check_typ(typ: object, required_typ: str | None) -> None:
+    """Refuse a token whose ``typ`` says it is not an access token (RFC 8725 section 3.11).
+
+    With ``IDP_REQUIRED_TYP`` set the type must be that one; otherwise an absent ``typ`` or ``JWT`` is
+    accepted (most IdPs send one of those), ``at+jwt`` of course, and any other explicit type is a
+    different kind of token: a logout token (``logout+jwt``), a security event (``secevent+jwt``), a DPoP
+    proof (``dpop+jwt``) of the same IdP and audience must not open the API.
+    """
+    if typ is _ABSENT:
+        if required_typ is not None:
+            raise InvalidToken("wrong_typ", "token typ is not the required access-token type")
+        return
+    if not isinstance(typ, str):
+        raise InvalidToken("malformed_token", "token typ is not a string")
+    normalized = typ.lower().removeprefix("application/")
     if required_typ is not None:
-        typ = header.get("typ")
-        normalized = typ.lower().removeprefix("application/") if isinstance(typ, str) else None
-        # RFC 9068 section 2.1 / RFC 7515 section 4.1.9: "at+jwt" and "application/at+jwt" are one type,
-        # compared case-insensitively, however the setting spells it.
+        # "at+jwt" and "application/at+jwt" are one type, however the setting spells it.
         if normalized != required_typ.lower().removeprefix("application/"):
             raise InvalidToken("wrong_typ", "token typ is not the required access-token type")
-    return alg, kid
+    elif normalized not in ACCESS_TOKEN_TYPES:
+        raise InvalidToken("not_an_access_token", "token typ names another kind of token")
 
 
 def numeric_date(claims: Mapping[str, Any], name: str, *, required: bool = False) -> float | None:

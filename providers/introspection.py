@@ -28,7 +28,7 @@ from idp_authorizer.clock import Clock
 from idp_authorizer.errors import InvalidToken, UpstreamUnavailable
 from idp_authorizer.http import HttpClient
 from idp_authorizer.jwt import numeric_date
-from idp_authorizer.principal import Principal, scopes_from_claims, shared
+from idp_authorizer.principal import Principal, has_control_characters, scopes_from_claims, shared
 from idp_authorizer.shared_cache import digest, shared_key
 
 if TYPE_CHECKING:
@@ -251,10 +251,14 @@ class IntrospectionProvider:
         subject = _text(response, "sub") or _text(response, "username") or client_id
         if subject is None:
             raise InvalidToken("missing_sub", "the introspection response names no subject")
-        issuer = response.get("iss")
+        iss = response.get("iss")
+        issuer = shared(iss) if isinstance(iss, str) else self._rules.issuer or ""
+        # principalId, the issuer and the client id can reach integration request headers (mapping templates).
+        if has_control_characters(subject) or has_control_characters(issuer) or has_control_characters(client_id or ""):
+            raise InvalidToken("control_characters", "subject, issuer or client id holds control characters")
         return Principal(
             subject=subject,
-            issuer=shared(issuer) if isinstance(issuer, str) else self._rules.issuer or "",
+            issuer=issuer,
             audiences=shared(audiences),
             scopes=scopes_from_claims(response),
             expires_at=until if exp is None else min(exp, until),

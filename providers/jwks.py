@@ -6,15 +6,16 @@ The OIDC and Auth0 providers are this verifier with the key set URL found anothe
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from types import MappingProxyType
+from typing import Any
 
 from idp_authorizer.clock import Clock
 from idp_authorizer.errors import InvalidToken
 from idp_authorizer.jwk import VerifyingKey
 from idp_authorizer.jwks import JwksStore
 from idp_authorizer.jwt import ClaimRules, CompactJws, check_header, decompose
-from idp_authorizer.principal import Principal, scopes_from_claims, shared
+from idp_authorizer.principal import Principal, has_control_characters, scopes_from_claims, shared
 
 
 class JwksProvider:
@@ -62,10 +63,7 @@ class JwksProvider:
             raise InvalidToken("bad_signature", "token signature does not verify")
         claims = jws.unverified_claims  # verified from here on
         exp, audiences = self._rules.check(claims, self._clock())
-        client_id = claims.get("client_id", claims.get("azp"))
-        subject = claims.get("sub", client_id)
-        if not isinstance(subject, str) or not subject:
-            raise InvalidToken("missing_sub", "token names no subject")
+        subject, client_id = _identity(claims)
         return Principal(
             subject=subject,
             issuer=self._rules.issuer,
@@ -73,7 +71,24 @@ class JwksProvider:
             scopes=scopes_from_claims(claims),
             expires_at=exp,
             provider=self.name,
-            client_id=shared(client_id) if isinstance(client_id, str) else None,
+            client_id=None if client_id is None else shared(client_id),
             kid=key.kid,
             claims=MappingProxyType(claims),
         )
+
+
+def _identity(claims: Mapping[str, Any]) -> tuple[str, str | None]:
+    """``(subject, client_id)`` of verified claims: ``sub``, else the client (``client_id``, else ``azp``).
+
+    Both can reach the backend (``principalId``, and request headers through mapping templates), so
+    a control character in either refuses the token; the issuer needs no check: it equals the
+    configured one exactly.
+    """
+    client_id = claims.get("client_id", claims.get("azp"))
+    subject = claims.get("sub", client_id)
+    if not isinstance(subject, str) or not subject:
+        raise InvalidToken("missing_sub", "token names no subject")
+    client = client_id if isinstance(client_id, str) else None
+    if has_control_characters(subject) or (client is not None and has_control_characters(client)):
+        raise InvalidToken("control_characters", "token subject or client id holds control characters")
+    return subject, client
