@@ -9,6 +9,7 @@ skipped on its own; the good keys next to it still work.
 
 from __future__ import annotations
 
+import binascii
 import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -75,6 +76,10 @@ def build_key(jwk: Mapping[str, Any], algorithms: Collection[str]) -> VerifyingK
         raise NotForUsError("alg not allowed")
     try:
         key = JWKRegistry.import_key(dict(jwk))
+    except binascii.Error as exc:
+        # joserfc decodes n, e, x, y as strictly as jwt.b64url_decode reads tokens (canonical, unpadded):
+        # one rule for every base64url read. Standard encoders never produce anything else.
+        raise UnusableKeyError(f"invalid {kty} key: a member is not canonical base64url") from exc
     except (JoseError, ValueError, TypeError, KeyError) as exc:
         raise UnusableKeyError(f"invalid {kty} key") from exc
     wanted = [alg for alg in algorithms if declared is None or alg == declared]

@@ -231,6 +231,29 @@ def test_b64url_decode_accepts_exactly_the_canonical_spelling(text):
     EXAMPLES["base64url spellings accepted"] += 1
 
 
+def test_a_key_set_member_in_non_canonical_base64url_makes_only_that_key_unusable(fresh_idp, configure, capsys):
+    """Decision: JWK members (``n``, ``e``, ``x``, ``y``) are read as strictly as tokens (joserfc's decoder).
+
+    The IdP is trusted, so a respelled modulus is the same key; but one rule for every base64url the
+    product reads is simpler to reason about, standard encoders never respell, and the skipped key is
+    named in a warning (the keys next to it keep working).
+    """
+    published = fresh_idp.jwks
+
+    def respelled() -> dict[str, Any]:
+        document = published()
+        rsa = next(key for key in document["keys"] if key["kty"] == "RSA")
+        # 342 characters: the last carries 4 unused bits, so the next character decodes to the same modulus.
+        rsa["n"] = rsa["n"][:-1] + B64URL[B64URL.index(rsa["n"][-1]) + 1]
+        return document
+
+    fresh_idp.jwks = respelled  # type: ignore[method-assign]
+    configure(oidc_env(fresh_idp, IDP_TOKEN_CACHE_SECONDS="0"))
+    assert outcomes(fresh_idp.mint(alg="RS256")) == REFUSED
+    assert outcomes(fresh_idp.mint(alg="ES256")) == ALLOWED
+    assert "invalid RSA key: a member is not canonical base64url" in capsys.readouterr().out
+
+
 # -- 8. control characters in the principal ---------------------------------------------------------------------
 
 CONTROLS = ["\r\n", "\x00", "\x85", "\u2028", "\u2029", "\t", "\x1b[31m", "\x7f", "\x9f", "\r", "\n"]
