@@ -2,7 +2,9 @@
 
 One aiohttp ``ClientSession`` per event loop, created lazily on first use and reused across warm
 invocations. URLs must be ``https://``; plain ``http://`` only to loopback hosts (development, tests).
-Every failure becomes :class:`UpstreamUnavailable` (fail closed, never cached as a verdict).
+Every failure becomes :class:`UpstreamUnavailable` (fail closed, never cached as a verdict); a status
+other than 200 is its subclass :class:`HttpStatusError`, which carries the OAuth ``error`` code of a
+4xx body so that a driver can tell "this token" from "this client" (RFC 6749 section 5.2).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +23,10 @@ import aiohttp
 from idp_authorizer.errors import ConfigurationError, UpstreamUnavailable
 
 _LOOPBACK_NAMES = {"localhost"}
+_ERROR_BODY_BYTES = 4096
+"""Most read of an error response: enough for ``{"error": ...}``, not for a flood."""
+_OAUTH_ERROR = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}")
+"""An RFC 6749 section 5.2 ``error`` code (its character set), short enough to be a code and not a message."""
 
 
 def is_loopback(host: str) -> bool:
@@ -51,6 +58,19 @@ class HttpResponse:
 
     body: dict[str, Any]
     headers: Mapping[str, str]
+
+
+class HttpStatusError(UpstreamUnavailable):
+    """The IdP answered a status other than 200 (code ``http_<status>``).
+
+    ``oauth_error`` is the ``error`` member of a 4xx JSON body when it is a well-formed RFC 6749
+    section 5.2 code, else ``None``. Nothing else of the body is kept, so nothing else can be logged.
+    """
+
+    def __init__(self, status: int, oauth_error: str | None = None) -> None:
+        super().__init__(f"http_{status}", f"the IdP answered {status}")
+        self.status = status
+        self.oauth_error = oauth_error
 
 
 class HttpClient:
@@ -124,7 +144,7 @@ class HttpClient:
                 allow_redirects=False,
             ) as response:
                 if response.status != 200:
-                    raise UpstreamUnavailable(f"http_{response.status}", f"the IdP answered {response.status}")
+                    raise HttpStatusError(response.status, await self._oauth_error(response))
                 raw = await self._read_bounded(response)
                 return HttpResponse(_json_object(raw), dict(response.headers))
         except aiohttp.ClientConnectorError as exc:
@@ -136,15 +156,26 @@ class HttpClient:
                 "idp_timeout" if isinstance(exc, TimeoutError) else "idp_error", type(exc).__name__
             ) from exc
 
-    async def _read_bounded(self, response: aiohttp.ClientResponse) -> bytes:
+    async def _oauth_error(self, response: aiohttp.ClientResponse) -> str | None:
+        """The ``error`` code of a 4xx JSON body (RFC 6749 section 5.2), read up to 4 KiB; ``None`` if there is none."""
+        if not 400 <= response.status < 500:
+            return None
+        try:
+            error = _json_object(await self._read_bounded(response, _ERROR_BODY_BYTES)).get("error")
+        except UpstreamUnavailable:  # too large, not JSON: no usable code
+            return None
+        return error if isinstance(error, str) and _OAUTH_ERROR.fullmatch(error) else None
+
+    async def _read_bounded(self, response: aiohttp.ClientResponse, limit: int | None = None) -> bytes:
+        limit = self._max_bytes if limit is None else limit
         length = response.content_length
-        if length is not None and length > self._max_bytes:
+        if length is not None and length > limit:
             raise UpstreamUnavailable("response_too_large", "the IdP response exceeds the size limit")
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_chunked(64 * 1024):
             size += len(chunk)
-            if size > self._max_bytes:
+            if size > limit:
                 raise UpstreamUnavailable("response_too_large", "the IdP response exceeds the size limit")
             chunks.append(chunk)
         return b"".join(chunks)

@@ -7,6 +7,9 @@
   their maximum age; a bad response never replaces good keys.
 - Failure backoff: after a failed fetch, callers that need keys fail fast for ``retry_after``
   seconds instead of queueing on a dead IdP; recovery is automatic afterwards.
+- An unknown ``kid`` is a bad token (:class:`InvalidToken`) only when a key set fetched within its
+  maximum age says so: when the refresh that would tell failed, it is an outage
+  (:class:`UpstreamUnavailable`, never cached as a verdict), since the kid may be a key just rotated in.
 """
 
 from __future__ import annotations
@@ -74,7 +77,12 @@ class JwksStore:
         return None
 
     async def get(self, kid: str) -> VerifyingKey:
-        """The key for ``kid``, refreshing the key set when it is old or lacks the kid (within limits)."""
+        """The key for ``kid``, refreshing the key set when it is old or lacks the kid (within limits).
+
+        Raises :class:`InvalidToken` ``unknown_kid`` only after a successful refresh (or one within the
+        penalty box) lacked the kid; :class:`UpstreamUnavailable` when no key can be found because the
+        refresh failed or is backing off, and no last-known-good key for ``kid`` is within its stale window.
+        """
         now = self._clock()
         age = now - self._fetched_at
         key = self._keys.get(kid)
@@ -89,8 +97,7 @@ class JwksStore:
             if key is not None and age < self._policy.max_age + self._policy.stale_seconds:
                 logger.warning("serving last known good keys during an IdP outage")
                 return key
-            if key is None and self._keys and age < self._policy.max_age:
-                raise InvalidToken("unknown_kid", "no key with this kid") from None
+            # Not "unknown_kid": the kid could not be checked against the IdP's current key set.
             raise
         key = self._keys.get(kid)
         if key is None:

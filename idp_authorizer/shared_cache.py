@@ -8,6 +8,7 @@ each asking the IdP. The in-process :class:`~idp_authorizer.cache.BoundedMemoryC
   (They could still plant keys or verdicts: the shared cache is inside the trust boundary.)
 - Keys are namespaced and versioned, ``idp:v1:<kind>:...:<sha256>``; a token is never a key or a value.
 - Every value carries its own ``expires_at``, checked on read; backend TTLs are only housekeeping.
+  A reader may bound reuse further by its own settings (introspection verdicts carry ``answered_at``).
 - An outage is never an error for the caller: a short timeout, one WARNING line, then this tier is
   skipped for a few seconds (L1 and the IdP serve meanwhile) and tried again.
 - ``redis`` and ``aiomcache`` are optional extras, imported only when ``IDP_CACHE_URL`` names them
@@ -37,7 +38,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger("idp_authorizer.shared_cache")
 
 KEY_PREFIX = "idp:v1"
-"""Bump the version when the shape of a stored value changes, so old and new instances never mix."""
+"""Bump the version when the shape of a stored value changes, so old and new instances never mix.
+
+Not bumped for a member that old readers ignore and new readers require (an introspection verdict's
+``answered_at``): during a deployment old instances keep reading new values as before, new instances
+treat old values as absent, and key sets and discovery documents stay shared across the change."""
 TIMEOUT_SECONDS = 0.25
 """Per call: a shared cache slower than this is treated as down (the IdP is then usually faster)."""
 RETRY_AFTER_SECONDS = 5.0

@@ -8,8 +8,16 @@ member says whether the token may be used now. Only ``"active": true``, the JSON
 Caching: a positive answer vouches for the token until the earliest of its ``exp`` and
 ``cache_seconds`` after the answer (the revocation window); a refusal is remembered for
 ``negative_seconds``. L1 is the in-process cache, L2 the optional shared tier (the IdP's answer as
-JSON, keyed by the SHA-256 of the token, never containing the token). Concurrent verifications of
-one token share one introspection call. Outages (:class:`UpstreamUnavailable`) are never cached.
+JSON with ``answered_at``, when the IdP gave it, keyed by the SHA-256 of the token, never containing
+the token). Each instance bounds what it reuses from L2 by its own settings, counted from
+``answered_at`` and never past the writer's expiry: a reader with a shorter ``cache_seconds`` keeps its
+own revocation window, one with ``cache_seconds`` 0 never reuses an active answer. Concurrent
+verifications of one token share one introspection call.
+
+Faults: outages and configuration faults (:class:`UpstreamUnavailable`, a 500 that API Gateway does not
+cache) are never cached here either. A 400 is judged by its OAuth ``error`` code (see
+:meth:`IntrospectionProvider._introspect`): one blaming the client or the request is a configuration
+fault, any other a refusal of the token.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from urllib.parse import quote_plus
 from idp_authorizer.cache import BoundedMemoryCache
 from idp_authorizer.clock import Clock
 from idp_authorizer.errors import InvalidToken, UpstreamUnavailable
-from idp_authorizer.http import HttpClient
+from idp_authorizer.http import HttpClient, HttpStatusError
 from idp_authorizer.jwt import numeric_date
 from idp_authorizer.principal import Principal, has_control_characters, scopes_from_claims, shared
 from idp_authorizer.shared_cache import digest, shared_key
@@ -44,6 +52,9 @@ _SHARED_POLL_SECONDS = 0.02
 ACCESS_TOKEN_TYPES = frozenset({"bearer", "access_token", "urn:ietf:params:oauth:token-type:access_token"})
 """``token_type`` values (compared case-insensitively) of a token usable as a bearer access token.
 Refresh tokens, ID tokens and sender-constrained ``DPoP`` tokens (whose proof is not checked here) are refused."""
+
+CLIENT_ERRORS = frozenset({"invalid_client", "unauthorized_client", "invalid_request"})
+"""RFC 6749 section 5.2 ``error`` codes of a 400 that blame this client or its request, not the token."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,13 +185,14 @@ class IntrospectionProvider:
             # Share only the IdP's own "no": a refusal by this deployment's rules (aud, iss) is not
             # another deployment's, whereas a stored active answer is re-checked by each reader.
             shared = response.get("active") is False
-            await self._refuse(key, exc.code, self._clock() + self.negative_seconds, share=shared)
+            await self._refuse(key, exc.code, answered_at, share=shared)
             raise
         if self.cache_seconds > 0:
             self._cache.put(key, principal, principal.expires_at)
             if self._shared is not None:
                 kept = {name: value for name, value in response.items() if value != token}
-                await self._shared.set(shared_key(key), {"response": kept}, principal.expires_at)
+                stored = {"response": kept, "answered_at": answered_at}
+                await self._shared.set(shared_key(key), stored, principal.expires_at)
         return principal
 
     async def _from_shared(self, key: str) -> Principal | None:
@@ -203,40 +215,82 @@ class IntrospectionProvider:
         return None
 
     def _from_stored(self, key: str, value: dict[str, Any], expires_at: float) -> Principal | None:
-        """Rebuild a verdict another instance stored (checked again now); ``None`` if unusable."""
+        """Rebuild a verdict another instance stored (checked again now); ``None`` if unusable.
+
+        Reused only within this instance's own window (:meth:`_reuse_until`): ``cache_seconds`` for an
+        active answer, ``negative_seconds`` for a refusal. The writer's settings only shorten it.
+        """
         refused, response = value.get("refused"), value.get("response")
         if isinstance(refused, str):
-            self._cache.put(key, refused, expires_at)
+            until = self._reuse_until(value, expires_at, self.negative_seconds)
+            if until is None:
+                return None
+            self._cache.put(key, refused, until)
             raise InvalidToken(refused, "token refused moments ago")
-        if not isinstance(response, dict) or response.get("active") is not True:
+        until = self._reuse_until(value, expires_at, self.cache_seconds)
+        if until is None or not isinstance(response, dict) or response.get("active") is not True:
             return None
         try:
-            principal = self._principal(response, expires_at)
+            principal = self._principal(response, until)
         except InvalidToken as exc:
             self._cache.put(key, exc.code, min(expires_at, self._clock() + self.negative_seconds))
             raise
         self._cache.put(key, principal, principal.expires_at)
         return principal
 
-    async def _refuse(self, key: str, code: str, until: float, *, share: bool) -> None:
+    def _reuse_until(self, value: Mapping[str, Any], expires_at: float, seconds: float) -> float | None:
+        """Until when a stored answer may be reused here: ``seconds`` after ``answered_at``, never past
+        the writer's ``expires_at``; ``None`` when that is already past or ``answered_at`` is missing."""
+        try:
+            answered_at = numeric_date(value, "answered_at", required=True)
+        except InvalidToken:
+            return None  # stored before answered_at was, or malformed: its age is unknown, so ask the IdP
+        assert answered_at is not None  # required=True
+        now = self._clock()
+        # A writer whose clock runs ahead must not stretch this instance's window past ``seconds`` from now.
+        until = min(expires_at, min(answered_at, now) + seconds)
+        return until if until > now else None
+
+    async def _refuse(self, key: str, code: str, answered_at: float, *, share: bool) -> None:
+        """Remember a refusal for ``negative_seconds`` after the IdP answered; share the IdP's own ``no``."""
         if self.negative_seconds <= 0:
             return
+        until = answered_at + self.negative_seconds
         self._cache.put(key, code, until)
         if share and self._shared is not None:
-            await self._shared.set(shared_key(key), {"refused": code}, until)
+            await self._shared.set(shared_key(key), {"refused": code, "answered_at": answered_at}, until)
 
     async def _introspect(self, token: str) -> dict[str, Any]:
+        """The IdP's JSON answer about ``token``; a 400 is judged by its RFC 6749 section 5.2 ``error``.
+
+        RFC 7662 section 2.2: a well-formed, authenticated request about a bad token gets
+        ``{"active": false}``, not an error; section 2.3: bad client credentials get a 401 (an outage
+        here, like every other status). So a 400 says what was wrong with the request:
+
+        - ``invalid_client``, ``unauthorized_client``, ``invalid_request`` (:data:`CLIENT_ERRORS`): the
+          client's credentials (section 5.2 allows a 400 for them), its rights, or the request's shape,
+          all fixed by configuration (a token that gets here has passed the RFC 6750 syntax check).
+          A configuration fault: :class:`UpstreamUnavailable` ``introspection_<error>``, a 500 that is
+          not cached, so a fix at the IdP or in the settings takes effect on the next request.
+        - any other code, or none readable (``unsupported_token_type`` is what panva oidc-provider
+          answers for a JWT it will not introspect): this token is refused, :class:`InvalidToken`
+          ``introspection_refused`` (401). Fail closed either way; this keeps a token the IdP will not
+          judge from becoming a stream of uncached 500s and IdP calls.
+        """
         url = self._endpoint if isinstance(self._endpoint, str) else await self._endpoint()
         form = {"token": token, "token_type_hint": "access_token"}
         headers = {"Accept": "application/json", **self._credentials.apply(form)}
         self.calls += 1
         try:
             return (await self._http.post_form(url, form, headers)).body
-        except UpstreamUnavailable as exc:
-            if exc.code != "http_400":
+        except HttpStatusError as exc:
+            if exc.status != 400:
                 raise
-            # RFC 7662 section 2.3: bad client credentials get a 401 (an outage here); a 400 is about
-            # this token (invalid_request, or unsupported_token_type for a JWT the server won't judge).
+            if exc.oauth_error in CLIENT_ERRORS:
+                # The code comes from a fixed set, so it can be logged; the body never is.
+                raise UpstreamUnavailable(
+                    f"introspection_{exc.oauth_error}", "the introspection endpoint refused this client's request"
+                ) from None
             raise InvalidToken("introspection_refused", "the introspection endpoint refused this token") from None
 
     def _principal(self, response: Mapping[str, Any], until: float) -> Principal:

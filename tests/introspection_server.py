@@ -4,7 +4,9 @@
   ``token_type_hint``; the client authenticates exactly one way (RFC 6749 section 2.3.1):
   ``client_secret_basic``, an ``Authorization: Basic`` header whose id and secret were form-urlencoded
   before base64, or ``client_secret_post``, ``client_id`` + ``client_secret`` in the body. Anything else
-  gets 401 ``invalid_client`` (RFC 7662 section 2.3). Known, unrevoked, unexpired tokens get
+  gets 401 ``invalid_client`` (RFC 7662 section 2.3), or 400 when ``client_error_status`` says so (RFC 6749
+  section 5.2 lets a server answer 400 ``invalid_client`` when the client did not use the Authorization header,
+  and some do for every method). Known, unrevoked, unexpired tokens get
   ``{"active": true, ...fields}``, every other token ``{"active": false}``.
 - ``GET /.well-known/openid-configuration``: discovery naming the introspection endpoint.
 
@@ -55,6 +57,8 @@ class IntrospectionServer:
         self.hints: list[str | None] = []
         self.auth_failures: list[str] = []
         self.fault: Fault | None = None
+        self.client_error_status = 401
+        """Status of the ``invalid_client`` answer to a failed client authentication (401 or 400)."""
         self.delay = 0.0
         self.port = 0
         self._suffix = issuer_suffix
@@ -132,7 +136,9 @@ class IntrospectionServer:
         failure = self._authenticate(request, form)
         if failure is not None:
             self.auth_failures.append(failure)
-            return web.json_response({"error": "invalid_client"}, status=401, headers={"WWW-Authenticate": "Basic"})
+            return web.json_response(
+                {"error": "invalid_client"}, status=self.client_error_status, headers={"WWW-Authenticate": "Basic"}
+            )
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.fault is not None:
