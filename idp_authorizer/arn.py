@@ -10,9 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# Account and API id: any non-empty segment API Gateway (or a local emulator) could put there:
+# serverless-offline sends `random-account-id` / `random-api-id`, SAM local `123456789012`.
+# Never `*` or `?`: they are IAM wildcards, and every policy resource is built on this prefix, so a
+# wildcard here would widen each Allow to other accounts or APIs. The stage keeps `*` (console tests).
 _ARN = re.compile(
-    r"arn:(?P<partition>aws(?:-[a-z]+)*):execute-api:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
-    r"(?P<api>[A-Za-z0-9*]+)/(?P<stage>[^/\s]+)/(?P<rest>[^\s]*)"
+    r"arn:(?P<partition>aws(?:-[a-z]+)*):execute-api:(?P<region>[a-z0-9-]+):(?P<account>[^:/*?\s]+):"
+    r"(?P<api>[^:/*?\s]+)/(?P<stage>[^/\s]+)/(?P<rest>[^\s]*)"
 )
 
 

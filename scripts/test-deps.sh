@@ -12,6 +12,6 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "missing ${need[*]}: install them (sudo apt-get install ${need[*]})" >&2; exit 1
   fi
 fi
-for dir in tests/oidc_provider benchmarks/node; do
+for dir in tests/oidc_provider tests/serverless_offline benchmarks/node; do
   if [ -f "$dir/package-lock.json" ]; then (cd "$dir" && npm ci --silent --no-audit --no-fund); fi
 done
