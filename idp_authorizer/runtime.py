@@ -315,7 +315,8 @@ class Authorizer:
 
 
 def _failure(exc: AuthorizerError) -> Decision:
-    if isinstance(exc, UpstreamUnavailable):
-        logger.warning("identity provider unavailable: %s", exc.code)
+    # A fault of the IdP or of the configuration is a 500 that API Gateway does not cache, never a 401.
+    if isinstance(exc, UpstreamUnavailable | ConfigurationError):
+        logger.warning("identity provider unavailable or misconfigured: %s", exc.code)
         return Decision("unavailable", exc.code)
     return Decision("invalid", exc.code)

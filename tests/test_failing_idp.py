@@ -640,7 +640,9 @@ INTROSPECTION_ANSWERS: dict[str, tuple[Callable[[], Any], str]] = {
     "sub a lone surrogate": (lambda: raw(b'{"active": true, "sub": "\\udfff", "client_id": "\\ud800"}'), "allow"),
     "a list": (lambda: json_body([{"active": True, "sub": "svc"}]), "unavailable"),
     "invalid JSON": (lambda: raw(b"{"), "unavailable"),
-    "400": (lambda: status(400, b'{"error":"invalid_request"}'), "unauthorized"),
+    # RFC 6749 section 5.2: invalid_request blames the client's request, not the token (issue 11 item 3).
+    "400 invalid_request": (lambda: status(400, b'{"error":"invalid_request"}'), "unavailable"),
+    "400 unsupported_token_type": (lambda: status(400, b'{"error":"unsupported_token_type"}'), "unauthorized"),
     "401 (our credentials)": (lambda: status(401, b'{"error":"invalid_client"}'), "unavailable"),
     "500": (lambda: status(500), "unavailable"),
     "redirect": (lambda: redirect("https://idp.example.invalid/introspect", 307), "unavailable"),
