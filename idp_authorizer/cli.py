@@ -223,7 +223,7 @@ def _demo(_: argparse.Namespace) -> int:
     return 0
 
 
-def describe(call: Callable[[], dict[str, Any]], arn: str) -> str:
+def describe(call: Callable[[], dict[str, Any] | str], arn: str) -> str:
     """One line: what API Gateway would do with the handler's answer for the request ``arn``."""
     from idp_authorizer.policy import evaluate
     from idp_authorizer.route_policy import RouteResources
@@ -234,6 +234,8 @@ def describe(call: Callable[[], dict[str, Any]], arn: str) -> str:
         return (
             "401 Unauthorized (raised 'Unauthorized')" if str(exc) == "Unauthorized" else f"500 ({type(exc).__name__})"
         )
+    if isinstance(response, str):
+        return "401 Unauthorized (returned 'Unauthorized')"
     if "isAuthorized" in response:
         verdict = "ALLOW" if response["isAuthorized"] else "DENY 403"
         return f"{verdict:<9} simple response, context keys {sorted(response.get('context', {}))}"

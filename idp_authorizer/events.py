@@ -72,7 +72,8 @@ def detect_shape(event: Mapping[str, Any]) -> Shape:
     kind = event.get("type")
     if version == "2.0" and "routeArn" in event:
         return "http-v2"
-    if kind == "TOKEN" and version is None:
+    # serverless-offline adds version "1.0" (and REQUEST fields) to its TOKEN events; API Gateway sends none.
+    if kind == "TOKEN" and version in (None, "1.0"):
         return "rest-token"
     if kind == "REQUEST":
         context = event.get("requestContext")

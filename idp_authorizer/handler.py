@@ -3,11 +3,17 @@
 Settings are read and providers built once, at cold start. A configuration error is logged once;
 every request then fails closed with :class:`AuthorizerUnavailable` (API Gateway answers 500 and
 does not cache it). Async callers use :func:`authorize`.
+
+Behind serverless-offline (which sets ``IS_OFFLINE``), the 401 is *returned* as the string
+``"Unauthorized"``: its Python runner has no error channel (a raised exception ends its interpreter
+and every later request to the function times out), and that string is its convention for a 401.
+On AWS the handler raises ``Exception("Unauthorized")``, as the Lambda runtime requires.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from idp_authorizer.compose import build_authorizer
@@ -19,12 +25,14 @@ from idp_authorizer.settings import load_settings
 logger = logging.getLogger("idp_authorizer.handler")
 
 _authorizer: Authorizer | None = None
+_offline = False
 
 
 def init() -> Authorizer | None:
     """(Re)build the authorizer from the environment; ``None`` when the configuration is bad."""
-    global _authorizer  # noqa: PLW0603 - one authorizer per container is the point
+    global _authorizer, _offline  # noqa: PLW0603 - one authorizer per container is the point
     _authorizer = None
+    _offline = os.environ.get("IS_OFFLINE", "").lower() in ("1", "true")
     try:
         settings = load_settings()
     except ConfigurationError as exc:
@@ -39,11 +47,18 @@ def init() -> Authorizer | None:
     return _authorizer
 
 
-def handler(event: Any, context: Any = None) -> dict[str, Any]:
+def handler(event: Any, context: Any = None) -> dict[str, Any] | str:
     """Lambda entry point for every authorizer shape (REST TOKEN/REQUEST, HTTP API 1.0/2.0, WebSocket)."""
     if _authorizer is None:
         raise AuthorizerUnavailable("configuration_error")
-    return _authorizer.handle(event)
+    if not _offline:
+        return _authorizer.handle(event)
+    try:
+        return _authorizer.handle(event)
+    except Exception as exc:
+        if type(exc) is Exception and exc.args == ("Unauthorized",):
+            return "Unauthorized"
+        raise
 
 
 async def authorize(event: Any) -> dict[str, Any]:

@@ -112,7 +112,7 @@ def invoke(event: dict[str, Any]) -> Invocation:
     return Invocation(verdict, allowed, response, captured.getvalue().splitlines())
 
 
-def judge(call: Callable[[], dict[str, Any]], arn: str) -> tuple[str, bool, dict[str, Any] | None]:
+def judge(call: Callable[[], dict[str, Any] | str], arn: str) -> tuple[str, bool, dict[str, Any] | None]:
     """``(verdict, allowed, response)``: what API Gateway would do with the handler's answer for ``arn``."""
     from idp_authorizer.policy import evaluate
     from idp_authorizer.route_policy import RouteResources
@@ -123,6 +123,8 @@ def judge(call: Callable[[], dict[str, Any]], arn: str) -> tuple[str, bool, dict
         if str(exc) == "Unauthorized":
             return "401 Unauthorized (the handler raised Exception('Unauthorized'))", False, None
         return f"500 Internal Server Error (the handler raised {type(exc).__name__}: {exc})", False, None
+    if isinstance(response, str):  # IS_OFFLINE: the 401 returned as serverless-offline expects it
+        return "401 Unauthorized (the handler returned 'Unauthorized')", False, None
     if "isAuthorized" in response:
         allowed = response["isAuthorized"] is True
         return ("ALLOW" if allowed else "403 Forbidden") + " (simple response)", allowed, response

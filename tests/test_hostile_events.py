@@ -92,7 +92,6 @@ def hostile_events(v: str, w: str, x: str) -> list[tuple[str, object]]:
             (f"1.0 version {ver!r}", {**rest_request(headers={"Authorization": bv}), "version": ver})
             for ver in ("1.1", 1.0, "v1", "0.9")
         ),
-        ("TOKEN with version 1.0", rest_token(bv, version="1.0")),
         ("TOKEN with version 2.0 and routeArn", rest_token(bv, version="2.0", routeArn="junk")),
         ("Type instead of type", {"Type": "TOKEN", "authorizationToken": bv, "methodArn": ARN}),
         # missing or malformed ARN, with a valid token

@@ -9,10 +9,11 @@ How serverless-offline 13.9 runs a Python authorizer (``src/lambda/handler-runne
 one long-lived ``python3`` per function instance, a new one only when all are busy (the first
 ``python3`` on ``PATH``; ``$VIRTUAL_ENV/bin`` is put first when set; ``useInProcess`` is for Node only,
 ``useDocker`` is off), which runs its ``invoke.py`` and reads one event per stdin line. ``invoke.py`` has no error channel: a raised exception ends the interpreter,
-the request waits for the function timeout and the function stays broken. So the authorizer is
-``serverless_offline/offline_authorizer.py``, the real handler plus what the Lambda runtime and API
-Gateway do with ``Exception("Unauthorized")`` (a 401): it returns the string ``"Unauthorized"``,
-serverless-offline's own convention for a 401. The tests also check that no request crashed it.
+the request waits for the function timeout and the function stays broken. serverless-offline sets
+``IS_OFFLINE``, and the handler then returns the string ``"Unauthorized"`` (serverless-offline's own
+convention for a 401) instead of raising ``Exception("Unauthorized")`` as Lambda requires. The
+functions are ``serverless_offline/offline_authorizer.py``: the real handler, plus a record of each
+event's route fields. The tests also check that no request crashed the runner.
 
 What serverless-offline sends (``src/events/http/createAuthScheme.js``; pinned by
 ``test_events_serverless_offline_sends``). Account ``random-account-id``, API id ``random-api-id``,
@@ -22,8 +23,9 @@ region and stage from ``provider``, for every type; ``{template}`` is the route 
 * REST TOKEN (``http`` event, ``authorizer.type: token``): ``type: "TOKEN"`` **and** ``version: "1.0"``,
   ``methodArn`` ``arn:aws:execute-api:us-east-1:random-account-id:random-api-id/dev/GET/{template}``,
   ``authorizationToken``, and every field of the REQUEST event below as well. API Gateway's TOKEN
-  event has ``type``, ``authorizationToken`` and ``methodArn`` only, and the handler refuses a TOKEN
-  event with a ``version`` as ``malformed_event``: the two cells that need it accepted are xfail.
+  event has ``type``, ``authorizationToken`` and ``methodArn`` only; the handler accepts a TOKEN event
+  with ``version: "1.0"`` for this emulator (and reads it as a TOKEN event: the token from
+  ``authorizationToken``, an IAM policy back).
 * REST REQUEST (``http``, ``type: request``): ``type: "REQUEST"``, ``version: "1.0"`` (API Gateway sends
   none, so the handler sees the HTTP API 1.0 shape), ``methodArn`` as above, ``httpMethod`` the
   request's method (also for ``method: any``), ``resource`` ``/{template}`` (no stage), ``path`` the
@@ -103,10 +105,6 @@ TYPES = {
 ARN = "arn:aws:execute-api:us-east-1:random-account-id:random-api-id/dev"
 # Things in serverless-offline's log that mean the authorizer's interpreter died or hung.
 CRASH_MARKERS = ("Traceback (most recent call last)", "Lambda timeout")
-TOKEN_WITH_VERSION = (
-    "serverless-offline sends REST TOKEN events with version '1.0' and the REQUEST fields; the handler "
-    "refuses a TOKEN event with a version (malformed_event, 401), API Gateway never sends one"
-)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -294,10 +292,7 @@ def _cells() -> Iterator[Any]:
         if kind == "HTTP API 2.0 simple":
             expected["garbage"] = 403  # isAuthorized: false
         for case, status in expected.items():
-            marks = []
-            if kind == "REST TOKEN" and case in ("valid", "missing scope"):
-                marks = [pytest.mark.xfail(strict=True, raises=AssertionError, reason=TOKEN_WITH_VERSION)]
-            yield pytest.param(kind, case, status, id=f"{kind}-{case}", marks=marks)
+            yield pytest.param(kind, case, status, id=f"{kind}-{case}")
 
 
 @pytest.mark.parametrize(("kind", "case", "status"), list(_cells()))

@@ -1,16 +1,10 @@
-"""The real handler behind serverless-offline 13, plus the one piece of the Lambda runtime its Python runner lacks.
+"""The real handler behind serverless-offline 13, recording what the emulator sends.
 
-On AWS, the Lambda runtime reports an exception the handler raises as an error result, and API Gateway
-answers 401 when its message is exactly ``Unauthorized`` (500 for any other error). serverless-offline's
-Python runner (``python-runner/invoke.py``) has no error channel: an exception ends its interpreter, the
-request waits for the function timeout, and every later request to that function times out as well.
-Its own convention for a 401 is a result equal to the string ``"Unauthorized"``, so that is what this
-adapter returns for exactly ``Exception("Unauthorized")``. Any other exception propagates unchanged
-(AWS: 500; here: a traceback in the emulator's log, then a timeout), and the tests look for that.
-
-When ``OFFLINE_EVENT_LOG`` names a file, the route identity of every event and its header names
-(never a header value or token) are appended to it as one JSON line, so the tests can pin what
-serverless-offline sends.
+The handler itself copes with serverless-offline's Python runner (it sets ``IS_OFFLINE``; the handler
+then returns the string ``"Unauthorized"`` for a 401 instead of raising, see
+:mod:`idp_authorizer.handler`). This wrapper only adds a record: when ``OFFLINE_EVENT_LOG`` names a
+file, the route identity of every event and its header names (never a header value or token) are
+appended to it as one JSON line, so the tests can pin what serverless-offline sends.
 """
 
 import json
@@ -24,12 +18,7 @@ CONTEXT_FIELDS = ("httpMethod", "path", "resourcePath", "resourceId", "stage", "
 
 def handler(event, context):
     _record(event)
-    try:
-        return lambda_handler.handler(event, context)
-    except Exception as exc:
-        if type(exc) is Exception and exc.args == ("Unauthorized",):
-            return "Unauthorized"
-        raise
+    return lambda_handler.handler(event, context)
 
 
 def _record(event):
