@@ -90,10 +90,7 @@ def test_cached_policy_replayed_on_every_route_gives_the_direct_decision(who, al
 
 def test_expected_decisions():
     table = RouteTable.build(ROUTES)
-    decide = {
-        who: {f"{v} {p}": table.decide(pr, v, p[1:]) for v, p in REQUESTS}
-        for who, pr in PRINCIPALS.items()
-    }
+    decide = {who: {f"{v} {p}": table.decide(pr, v, p[1:]) for v, p in REQUESTS} for who, pr in PRINCIPALS.items()}
     assert decide["reader"] == {
         "GET /pets": True,
         "GET /pets/1": True,
