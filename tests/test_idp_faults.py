@@ -23,6 +23,7 @@ from conftest import token_event
 from fault_server import JWKS, FaultServer, outcome_of, status
 from introspection_server import BASIC, IntrospectionServer
 from servers import CacheServer
+from test_failing_idp import FakeClock
 
 from idp_authorizer import handler
 from idp_authorizer.compose import build_authorizer
@@ -32,20 +33,8 @@ from idp_authorizer.settings import load_settings
 # aiocache's Redis backend still calls redis-py's deprecated close() when it closes.
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
 
+
 RETRY_AFTER = 5.0  # KeySetPolicy.retry_after: how long a failed key-set fetch makes callers fail fast
-
-
-class FakeClock:
-    """Wall-clock seconds that move only when told to (shared by every instance of one test)."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
