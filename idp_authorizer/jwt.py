@@ -125,8 +125,9 @@ def check_header(header: Mapping[str, Any], algorithms: Collection[str], require
     if "crit" in header:
         # RFC 7515 section 4.1.11: extensions we do not understand make the token invalid.
         raise InvalidToken("crit_not_supported", "token has critical header extensions")
-    if header.get("b64") is False:
-        raise InvalidToken("malformed_token", "unencoded payloads are not accepted")
+    if header.get("b64", True) is not True:
+        # RFC 7797: false asks for an unencoded payload, which is never accepted; any other value is malformed.
+        raise InvalidToken("malformed_token", "b64 must be absent or true: unencoded payloads are not accepted")
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid or len(kid) > 256:
         raise InvalidToken("missing_kid", "token header has no usable kid")

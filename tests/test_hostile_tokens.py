@@ -40,6 +40,7 @@ pytestmark = [pytest.mark.hostile, pytest.mark.filterwarnings("ignore::UserWarni
 API = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod"
 P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 ED25519_L = 2**252 + 27742317777372353535851937790883648493
+B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 PER_TOKEN_BOUND = 1.0  # seconds; a sanity bound, not a benchmark
 
 
@@ -485,6 +486,19 @@ def hostile_tokens(f: Forge) -> Iterator[tuple[str, str]]:
     yield "EdDSA S + L", f"{dh}.{dp}.{b64(ed_sig[:32] + big_s.to_bytes(32, 'little'))}"
     yield "EdDSA zero", f"{dh}.{dp}.{b64(bytes(64))}"
     yield "EdDSA short", f"{dh}.{dp}.{b64(ed_sig[:63])}"
+
+    # issue 11 and the joserfc differential: signed by the real key, refused for their typ, encoding, identity, b64
+    for typ in ("logout+jwt", "secevent+jwt", "dpop+jwt", "id_token+jwt", "application/logout+jwt", None, 1, [""]):
+        yield "typ of another kind of token", f.token(f.header("RS256", typ=typ))
+    unused = {2: 16, 3: 4}[len(s) % 4]
+    base = B64URL.index(s[-1])
+    for value in range(base + 1, base + unused):
+        yield "signature respelled (non-canonical last character)", f"{h}.{p}.{s[:-1]}{B64URL[value]}"
+    for sub in ("user\r\nX-Admin: true", "user\x00", "user\x85", "user\u2028", "\x1b[2J"):
+        yield "control characters in sub", f.token(claims=f.claims(sub=sub))
+        yield "control characters in client_id", f.token(claims=f.claims(sub=..., client_id=sub))
+    for b64_value in ("false", "true", 0, 1, None, []):
+        yield "b64 not a boolean", f.token(f.header("RS256", b64=b64_value))
 
     # a long but admissible token made of junk
     yield "junk", "A" * 9000
