@@ -12,7 +12,7 @@ from __future__ import annotations
 import binascii
 import json
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -132,7 +132,37 @@ def check_header(header: Mapping[str, Any], algorithms: Collection[str], require
     if not isinstance(kid, str) or not kid or len(kid) > 256:
         raise InvalidToken("missing_kid", "token header has no usable kid")
     _check_typ(header.get("typ", _ABSENT), required_typ)
+    if not _HEADER_FORMS.keys().isdisjoint(header):
+        _check_forms(header)
     return alg, kid
+
+
+def _is_url(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(("https://", "http://"))
+
+
+def _is_strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+_HEADER_FORMS: dict[str, Callable[[object], bool]] = {
+    "jku": _is_url,
+    "x5u": _is_url,
+    "jwk": lambda value: isinstance(value, dict),
+    "x5c": _is_strings,
+    "x5t": lambda value: isinstance(value, str),
+    "x5t#S256": lambda value: isinstance(value, str),
+    "cty": lambda value: isinstance(value, str),
+}
+"""RFC 7515 section 4.1: the form of each registered header parameter the product does not read."""
+
+
+def _check_forms(header: Mapping[str, Any]) -> None:
+    # Never followed or used (keys come only from the configured key set), but a member in a form its
+    # RFC does not allow makes the token malformed: what joserfc refuses is refused here too.
+    for name, valid in _HEADER_FORMS.items():
+        if name in header and not valid(header[name]):
+            raise InvalidToken("malformed_token", f"header parameter {name} is not in its registered form")
 
 
 def _check_typ(typ: object, required_typ: str | None) -> None:
@@ -200,6 +230,8 @@ class ClaimRules:
         audiences = _audiences(claims.get("aud"))
         if self.audiences.isdisjoint(audiences):
             raise InvalidToken("wrong_audience", "token audience is not accepted")
+        if not isinstance(claims.get("jti", ""), str):
+            raise InvalidToken("invalid_jti", "token jti is not a string")  # RFC 7519 section 4.1.7
         if claims.get("token_use") in self.reject_token_use:
             raise InvalidToken("wrong_token_use", "an ID token is not an access token")
         return exp, audiences

@@ -444,8 +444,24 @@ def signed_jwts(draw: st.DrawFn, pool: Pool, canary_url: str) -> tuple[str, bool
         signature = JWSRegistry.algorithms[other].sign(signing_input, idp.keys["rsa"])
     else:
         signature = draw(BINARY)
-    valid = signing == "real" and not bad_claims and not bad_headers
+    valid = signing == "real" and not bad_claims and not bad_headers and registered_forms_hold(header, claims)
     return f"{signing_input.decode()}.{b64(signature)}", valid
+
+
+def registered_forms_hold(header: dict[str, Any], claims: dict[str, Any]) -> bool:
+    """RFC 7515 section 4.1 and RFC 7519 section 4.1.7: registered members the product never reads must
+    still have their registered form (a URL, a JWK object, a list of strings, a string)."""
+    forms = {
+        "jku": lambda v: isinstance(v, str) and v.startswith(("http://", "https://")),
+        "x5u": lambda v: isinstance(v, str) and v.startswith(("http://", "https://")),
+        "jwk": lambda v: isinstance(v, dict),
+        "x5c": lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
+        "x5t": lambda v: isinstance(v, str),
+        "cty": lambda v: isinstance(v, str),
+    }
+    return all(check(header[name]) for name, check in forms.items() if name in header) and isinstance(
+        claims.get("jti", ""), str
+    )
 
 
 STRANGER = RSAKey.generate_key(2048, private=True)
