@@ -37,6 +37,11 @@ TOKEN_FIXES = {
     "missing_kid": "the IdP must put a kid in the token header",
     "wrong_typ": "the token's typ differs from IDP_REQUIRED_TYP: unset it, or request an access token (at+jwt)",
     "wrong_token_use": "this is an ID token: send the access token",
+    "not_an_access_token": "the token's typ names another kind of JWT (logout, security event, DPoP proof, ID token): "
+    "send the access token",
+    "control_characters": "the token's sub, iss or client_id holds a control character (CR, LF, NUL...): fix the "
+    "IdP's subject mapping",
+    "invalid_jti": "the token's jti is not a string: the IdP issues malformed tokens",
     "malformed_token": "pass the token itself (with or without 'Bearer '), nothing else",
     "inactive": "the IdP says the token is not active (revoked or expired): get a fresh one",
 }
