@@ -153,7 +153,7 @@ def dev_idp_process(audience: str) -> Iterator[str]:
     """``idp-authorizer dev-idp --port P`` as a child process; yields its issuer once it answers."""
     port = free_port()
     script = Path(sys.executable).with_name("idp-authorizer")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "idp_authorizer.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "idp_authorizer.tools.cli"]
     command += ["dev-idp", "--port", str(port), "--audience", audience]
     issuer = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO_ROOT)
@@ -194,7 +194,7 @@ _CLOSURE = """
 import json, sys
 import aiohttp, aiocache, joserfc, pydantic_settings, redis
 import idp_authorizer.handler
-from idp_authorizer import devidp  # noqa - not needed, but harmless: only its deps count
+from idp_authorizer.tools import devidp  # noqa - not needed, but harmless: only its deps count
 files = sorted({m.__file__ for m in list(sys.modules.values()) if getattr(m, "__file__", None)})
 print(json.dumps(files))
 """

@@ -163,7 +163,7 @@ class Redis:
 
 
 def start_dev_idp() -> Any:
-    from idp_authorizer.devidp import DevIdp
+    from idp_authorizer.tools.devidp import DevIdp
 
     return DevIdp(audience=AUDIENCE).start()
 
@@ -305,7 +305,7 @@ def build_pools(args: argparse.Namespace, idp: Any, introspection: Any, sizes: d
     import secrets
     import warnings
 
-    from idp_authorizer.devidp import ALG_KEY
+    from idp_authorizer.tools.devidp import ALG_KEY
 
     warnings.filterwarnings("ignore", message=".*EdDSA is deprecated.*")
     slot = ALG_KEY[args.alg]

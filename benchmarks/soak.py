@@ -29,8 +29,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from idp_authorizer.devidp import DevIdp
-from idp_authorizer.invoke import build_event
+from idp_authorizer.tools.devidp import DevIdp
+from idp_authorizer.tools.invoke import build_event
 
 API = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod"
 SHAPES = ("rest-token", "rest-request", "http-v2")

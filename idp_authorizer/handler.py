@@ -16,11 +16,11 @@ import logging
 import os
 from typing import Any
 
-from idp_authorizer.compose import build_authorizer
-from idp_authorizer.errors import AuthorizerUnavailable, ConfigurationError
-from idp_authorizer.log import configure_logging
-from idp_authorizer.runtime import Authorizer
-from idp_authorizer.settings import load_settings
+from idp_authorizer.aws.compose import build_authorizer
+from idp_authorizer.aws.runtime import Authorizer
+from idp_authorizer.aws.settings import load_settings
+from idp_authorizer.core.errors import AuthorizerUnavailable, ConfigurationError
+from idp_authorizer.infra.log import configure_logging
 
 logger = logging.getLogger("idp_authorizer.handler")
 

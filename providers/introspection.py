@@ -31,16 +31,16 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote_plus
 
-from idp_authorizer.cache import BoundedMemoryCache
-from idp_authorizer.clock import Clock
-from idp_authorizer.errors import InvalidToken, UpstreamUnavailable
-from idp_authorizer.http import HttpClient, HttpStatusError
-from idp_authorizer.jwt import numeric_date
-from idp_authorizer.principal import Principal, has_control_characters, scopes_from_claims, shared
-from idp_authorizer.shared_cache import digest, shared_key
+from idp_authorizer.core.clock import Clock
+from idp_authorizer.core.errors import InvalidToken, UpstreamUnavailable
+from idp_authorizer.core.principal import Principal, has_control_characters, scopes_from_claims, shared
+from idp_authorizer.infra.cache import BoundedMemoryCache
+from idp_authorizer.infra.http import HttpClient, HttpStatusError
+from idp_authorizer.infra.shared_cache import digest, shared_key
+from idp_authorizer.jose.jwt import numeric_date
 
 if TYPE_CHECKING:
-    from idp_authorizer.shared_cache import SharedTier
+    from idp_authorizer.infra.shared_cache import SharedTier
 
 ClientAuthMethod = Literal["client_secret_basic", "client_secret_post"]
 Endpoint = str | Callable[[], Awaitable[str]]

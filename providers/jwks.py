@@ -10,12 +10,12 @@ from collections.abc import Collection, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from idp_authorizer.clock import Clock
-from idp_authorizer.errors import InvalidToken
-from idp_authorizer.jwk import VerifyingKey
-from idp_authorizer.jwks import JwksStore
-from idp_authorizer.jwt import ClaimRules, CompactJws, check_header, decompose
-from idp_authorizer.principal import Principal, has_control_characters, scopes_from_claims, shared
+from idp_authorizer.core.clock import Clock
+from idp_authorizer.core.errors import InvalidToken
+from idp_authorizer.core.principal import Principal, has_control_characters, scopes_from_claims, shared
+from idp_authorizer.infra.keyset import JwksStore
+from idp_authorizer.jose.jwk import VerifyingKey
+from idp_authorizer.jose.jwt import ClaimRules, CompactJws, check_header, decompose
 
 
 class JwksProvider:

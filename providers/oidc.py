@@ -11,12 +11,12 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from idp_authorizer.clock import Clock
-from idp_authorizer.errors import UpstreamUnavailable
-from idp_authorizer.http import HttpClient, check_url
+from idp_authorizer.core.clock import Clock
+from idp_authorizer.core.errors import UpstreamUnavailable
+from idp_authorizer.infra.http import HttpClient, check_url
 
 if TYPE_CHECKING:
-    from idp_authorizer.shared_cache import SharedDocuments
+    from idp_authorizer.infra.shared_cache import SharedDocuments
 
 _RETRY_AFTER = 5.0
 

@@ -11,8 +11,8 @@ from oidc_op import oidc_op_fixture, oidc_op_private_fixture  # noqa: F401
 from servers import memcached_server, redis_server  # noqa: F401
 
 from idp_authorizer import handler as handler_module
-from idp_authorizer.devidp import DevIdp
-from idp_authorizer.runtime import Authorizer
+from idp_authorizer.aws.runtime import Authorizer
+from idp_authorizer.tools.devidp import DevIdp
 
 ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/pets"
 

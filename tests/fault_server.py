@@ -1,7 +1,7 @@
 """Hostile and failing identity providers on 127.0.0.1, for the hardening tests.
 
 :class:`FaultServer` is a real OIDC issuer (discovery + JWK Set, real keys, a token mint through
-:class:`~idp_authorizer.devidp.DevIdp`) whose every path can be told to misbehave: 5xx, 429,
+:class:`~idp_authorizer.tools.devidp.DevIdp`) whose every path can be told to misbehave: 5xx, 429,
 redirects to another host, invalid or wrong-shape JSON, oversized or compressed-bomb bodies,
 stalls before the headers or in the middle of the body, dropped connections, key sets with
 unusable keys. :func:`refused_url` and :func:`blackhole_url` give addresses where the connection
@@ -25,9 +25,9 @@ from typing import Any
 
 from aiohttp import web
 
-from idp_authorizer.devidp import DevIdp
-from idp_authorizer.devserver import BackgroundServer
-from idp_authorizer.errors import AuthorizerUnavailable
+from idp_authorizer.core.errors import AuthorizerUnavailable
+from idp_authorizer.tools.devidp import DevIdp
+from idp_authorizer.tools.devserver import BackgroundServer
 
 Fault = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -30,7 +30,7 @@ from urllib.parse import unquote_plus
 from aiohttp import web
 from fault_server import Fault
 
-from idp_authorizer.devserver import BackgroundServer
+from idp_authorizer.tools.devserver import BackgroundServer
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import pytest
 from conftest import oidc_env
 
 from idp_authorizer import handler
-from idp_authorizer.arn import ExecuteApiArn, parse_arn
+from idp_authorizer.core.arn import ExecuteApiArn, parse_arn
 
 # What serverless-offline 13 puts in methodArn / routeArn (see tests/test_serverless_offline.py).
 OFFLINE = "arn:aws:execute-api:us-east-1:random-account-id:random-api-id/dev/GET/x"

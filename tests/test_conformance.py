@@ -31,8 +31,8 @@ from oidc_op import (
 )
 
 from idp_authorizer import handler
-from idp_authorizer.devidp import DevIdp
-from idp_authorizer.runtime import Authorizer
+from idp_authorizer.aws.runtime import Authorizer
+from idp_authorizer.tools.devidp import DevIdp
 
 pytestmark = pytest.mark.conformance
 
@@ -323,7 +323,7 @@ def test_unknown_and_jwt_tokens_refused_by_introspection(oidc_op: OidcOp, config
 
 
 def test_bad_client_credentials_fail_closed(oidc_op: OidcOp, configure: Configure) -> None:
-    from idp_authorizer.errors import AuthorizerUnavailable
+    from idp_authorizer.core.errors import AuthorizerUnavailable
 
     configure(introspection_env(oidc_op, IDP_CLIENT_SECRET="wrong-secret"))  # the OP answers 401 invalid_client
     token = oidc_op.token(CLIENT_BASIC, RESOURCE_OPAQUE, "read")

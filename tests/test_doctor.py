@@ -6,10 +6,10 @@ import pytest
 from conftest import oidc_env
 from introspection_server import BASIC, POST, IntrospectionServer
 
-from idp_authorizer import cli
-from idp_authorizer.doctor import diagnose
-from idp_authorizer.gateway import Gateway
-from idp_authorizer.report import render
+from idp_authorizer.tools import cli
+from idp_authorizer.tools.doctor import diagnose
+from idp_authorizer.tools.gateway_check import Gateway
+from idp_authorizer.tools.report import render
 
 HEADER = "$request.header.Authorization"
 

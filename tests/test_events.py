@@ -2,8 +2,8 @@
 
 import pytest
 
-from idp_authorizer.errors import InvalidToken
-from idp_authorizer.events import TokenSource, check_token_syntax, parse_event
+from idp_authorizer.core.errors import InvalidToken
+from idp_authorizer.core.events import TokenSource, check_token_syntax, parse_event
 
 ARN = "arn:aws-cn:execute-api:cn-north-1:123456789012:api1/prod/GET/pets/7"
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"

@@ -6,7 +6,7 @@ response replace good keys; recover without a restart when the IdP comes back; n
 redirect, never read an unbounded body, never wait longer than the configured timeouts.
 
 Time-dependent policy (maximum age, stale window, failure backoff) is driven by an injected clock
-through :func:`idp_authorizer.compose.build_authorizer`, the same composition the handler uses.
+through :func:`idp_authorizer.aws.compose.build_authorizer`, the same composition the handler uses.
 """
 
 from __future__ import annotations
@@ -44,12 +44,12 @@ from hypothesis import strategies as st
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from idp_authorizer import handler
-from idp_authorizer.compose import build_authorizer
-from idp_authorizer.errors import ConfigurationError
-from idp_authorizer.http import check_url
-from idp_authorizer.jwk import build_key_set
-from idp_authorizer.runtime import Authorizer
-from idp_authorizer.settings import load_settings
+from idp_authorizer.aws.compose import build_authorizer
+from idp_authorizer.aws.runtime import Authorizer
+from idp_authorizer.aws.settings import load_settings
+from idp_authorizer.core.errors import ConfigurationError
+from idp_authorizer.infra.http import check_url
+from idp_authorizer.jose.jwk import build_key_set
 
 pytestmark = [pytest.mark.hostile, pytest.mark.filterwarnings("ignore::UserWarning")]
 
@@ -425,7 +425,7 @@ def test_mismatched_use_alg_kty_are_refused(server, build):
 
 def test_a_huge_key_set_is_read_only_so_far(server, build):
     """A hostile 450 KB set of thousands of keys costs a bounded parse: the first MAX_KEYS entries only."""
-    from idp_authorizer.jwk import MAX_KEYS
+    from idp_authorizer.jose.jwk import MAX_KEYS
 
     ec = server.idp.keys["ec"].as_dict(private=False)
     junk = [{**ec, "kid": f"junk-{i}", "y": ec["x"]} for i in range(3000)]  # off-curve: the costliest refusal

@@ -29,9 +29,9 @@ from joserfc.jwk import RSAKey
 from joserfc.jws import JWSRegistry
 
 from idp_authorizer import handler
-from idp_authorizer.devidp import DevIdp
-from idp_authorizer.errors import InvalidToken
-from idp_authorizer.events import TokenSource, parse_event
+from idp_authorizer.core.errors import InvalidToken
+from idp_authorizer.core.events import TokenSource, parse_event
+from idp_authorizer.tools.devidp import DevIdp
 
 pytestmark = [pytest.mark.hostile, pytest.mark.filterwarnings("ignore::UserWarning")]
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import oidc_env
 
 from idp_authorizer import handler
-from idp_authorizer.errors import AuthorizerUnavailable
+from idp_authorizer.core.errors import AuthorizerUnavailable
 
 API = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod"
 WS = "arn:aws:execute-api:us-east-1:123456789012:ws1/prod"

@@ -33,7 +33,7 @@ from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
 from idp_authorizer import handler
-from idp_authorizer.devidp import DevIdp
+from idp_authorizer.tools.devidp import DevIdp
 
 pytestmark = [pytest.mark.hostile, pytest.mark.filterwarnings("ignore::UserWarning")]
 
@@ -605,7 +605,8 @@ def test_hostile_tokens_are_all_refused_quickly_without_idp_calls(hostile_setup,
 
 def test_oversized_tokens_are_refused_before_any_parsing(fresh_idp, configure, monkeypatch):
     import providers.jwks
-    from idp_authorizer import jwt, runtime
+    from idp_authorizer.aws import runtime
+    from idp_authorizer.jose import jwt
 
     configure(oidc_env(fresh_idp, IDP_MAX_TOKEN_BYTES="2048"))
     assert outcome_of(lambda: handler.handler(shapes(fresh_idp.mint())["rest-token"])) == "allow"

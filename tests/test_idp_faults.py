@@ -26,9 +26,9 @@ from servers import CacheServer
 from test_failing_idp import FakeClock
 
 from idp_authorizer import handler
-from idp_authorizer.compose import build_authorizer
-from idp_authorizer.runtime import Authorizer
-from idp_authorizer.settings import load_settings
+from idp_authorizer.aws.compose import build_authorizer
+from idp_authorizer.aws.runtime import Authorizer
+from idp_authorizer.aws.settings import load_settings
 
 # aiocache's Redis backend still calls redis-py's deprecated close() when it closes.
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")

@@ -20,7 +20,7 @@ from fault_server import blackhole_url, drop, hang, json_body, outcome_of, overs
 from introspection_server import BASIC, POST, Client, IntrospectionServer
 
 from idp_authorizer import handler
-from idp_authorizer.errors import AuthorizerUnavailable
+from idp_authorizer.core.errors import AuthorizerUnavailable
 from providers.introspection import ClientCredentials
 
 API = ARN.rsplit("/", 2)[0]

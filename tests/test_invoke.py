@@ -16,7 +16,7 @@ API = "arn:aws:execute-api:us-east-1:123456789012:abc123/test"
 def run(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
     return subprocess.run(
-        [sys.executable, "-m", "idp_authorizer.cli", "invoke", *args],
+        [sys.executable, "-m", "idp_authorizer.tools.cli", "invoke", *args],
         env={**clean, **env},
         input=stdin,
         capture_output=True,

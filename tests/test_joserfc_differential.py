@@ -68,7 +68,7 @@ from joserfc.jwk import ECKey, Key, KeySet, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
 from idp_authorizer import handler
-from idp_authorizer.devidp import ALG_KEY, DevIdp
+from idp_authorizer.tools.devidp import ALG_KEY, DevIdp
 
 pytestmark = [pytest.mark.hostile, pytest.mark.filterwarnings("ignore::UserWarning")]
 

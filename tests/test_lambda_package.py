@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from idp_authorizer import package
+from idp_authorizer.tools import package
 
 pytestmark = pytest.mark.lambda_package
 

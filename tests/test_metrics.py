@@ -9,10 +9,10 @@ import pytest
 from conftest import oidc_env, token_event
 
 from idp_authorizer import handler
-from idp_authorizer.errors import AuthorizerUnavailable
-from idp_authorizer.metrics import Metrics
-from idp_authorizer.outcome import Decision
-from idp_authorizer.principal import Principal
+from idp_authorizer.core.errors import AuthorizerUnavailable
+from idp_authorizer.core.outcome import Decision
+from idp_authorizer.core.principal import Principal
+from idp_authorizer.infra.metrics import Metrics
 
 UNITS = {"Count", "Milliseconds"}
 
@@ -134,8 +134,8 @@ def test_introspection_verdicts_are_counted_apart():
 
 
 def test_namespace_setting_is_validated(configure, monkeypatch):
-    from idp_authorizer.errors import ConfigurationError
-    from idp_authorizer.settings import load_settings
+    from idp_authorizer.aws.settings import load_settings
+    from idp_authorizer.core.errors import ConfigurationError
 
     monkeypatch.setenv("IDP_PROVIDER", "auth0")
     monkeypatch.setenv("IDP_AUTH0_DOMAIN", "tenant.example.com")
@@ -155,7 +155,7 @@ def test_metrics_module_is_not_imported_when_off():
         "os.environ.update(IDP_PROVIDER='jwks', IDP_ISSUER='https://i.example/', IDP_AUDIENCE='a',"
         " IDP_JWKS_URL='https://i.example/jwks.json')\n"
         "import idp_authorizer.handler\n"
-        "print('idp_authorizer.metrics' in sys.modules, idp_authorizer.handler._authorizer.metrics)"
+        "print('idp_authorizer.infra.metrics' in sys.modules, idp_authorizer.handler._authorizer.metrics)"
     )
     out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
     assert out.stdout.strip().splitlines()[-1] == "False None"

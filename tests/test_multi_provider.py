@@ -18,7 +18,7 @@ from fault_server import outcome_of
 from introspection_server import BASIC, IntrospectionServer
 
 from idp_authorizer import handler
-from idp_authorizer.devidp import DevIdp
+from idp_authorizer.tools.devidp import DevIdp
 
 API = ARN.rsplit("/", 2)[0]
 
@@ -174,7 +174,7 @@ def test_simple_response_asks_only_on_the_introspect_route(dev_idp, server, conf
 async def test_introspect_route_with_async_entry_and_outage(dev_idp, server, configure):
     from fault_server import status
 
-    from idp_authorizer.errors import AuthorizerUnavailable
+    from idp_authorizer.core.errors import AuthorizerUnavailable
 
     configure(env(jwt_provider("jwt", dev_idp), introspection_provider(server), IDP_ROUTES=json.dumps(ROUTES)))
     admin = admin_jwt(dev_idp, server)

@@ -1,7 +1,7 @@
 """No leaks: across a broad run of scenarios, no token, Authorization header value or client secret
 appears in anything the product emits.
 
-Captured: every stdout/stderr line (the JSON decision lines of :class:`~idp_authorizer.log.DecisionLog`
+Captured: every stdout/stderr line (the JSON decision lines of :class:`~idp_authorizer.infra.log.DecisionLog`
 and the JSON log lines of the ``idp_authorizer`` loggers, at ``IDP_LOG_LEVEL=DEBUG``), every logging
 record of any logger and level (message, arguments and formatted exception), every warning, the
 full text of every exception raised out of the handler (with its chained causes), and every
@@ -32,7 +32,7 @@ from test_hostile_events import harmless_junk, hostile_events
 from test_hostile_tokens import Forge, hostile_tokens
 
 from idp_authorizer import handler
-from idp_authorizer.errors import AuthorizerUnavailable
+from idp_authorizer.core.errors import AuthorizerUnavailable
 
 pytestmark = [pytest.mark.hostile, pytest.mark.filterwarnings("ignore::UserWarning")]
 

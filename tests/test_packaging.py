@@ -39,8 +39,8 @@ print(json.dumps(handler(event, None)))
 def test_pure_core_does_not_import_io_libraries():
     script = (
         "import sys\n"
-        "import idp_authorizer.events, idp_authorizer.rules, idp_authorizer.policy, idp_authorizer.outcome\n"
-        "import idp_authorizer.errors, idp_authorizer.principal, idp_authorizer.arn\n"
+        "import idp_authorizer.core.events, idp_authorizer.core.rules, idp_authorizer.core.responses, idp_authorizer.core.outcome\n"
+        "import idp_authorizer.core.errors, idp_authorizer.core.principal, idp_authorizer.core.arn\n"
         "print(sorted(m for m in ('aiohttp', 'aiocache', 'joserfc', 'pydantic') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True, cwd=ROOT)

@@ -25,10 +25,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from idp_authorizer.events import parse_event
-from idp_authorizer.outcome import Responder
-from idp_authorizer.principal import Principal
-from idp_authorizer.rules import RouteTable
+from idp_authorizer.core.events import parse_event
+from idp_authorizer.core.outcome import Responder
+from idp_authorizer.core.principal import Principal
+from idp_authorizer.core.rules import RouteTable
 
 PREFIX = "arn:aws:execute-api:eu-west-1:123456789012:api1/prod"
 VERBS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")

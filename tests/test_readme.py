@@ -5,11 +5,11 @@ import re
 from pathlib import Path
 from types import MappingProxyType
 
-from idp_authorizer.events import parse_event
-from idp_authorizer.outcome import Decision, Responder
-from idp_authorizer.principal import Principal
-from idp_authorizer.rules import RouteTable
-from idp_authorizer.settings import Settings
+from idp_authorizer.aws.settings import Settings
+from idp_authorizer.core.events import parse_event
+from idp_authorizer.core.outcome import Decision, Responder
+from idp_authorizer.core.principal import Principal
+from idp_authorizer.core.rules import RouteTable
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 

@@ -168,7 +168,7 @@ def test_claim_rules_match_json_values(dev_idp, routes, rule, claim, expected):
 
 
 def test_a_claim_rule_value_that_is_not_a_json_scalar_is_a_configuration_error():
-    from idp_authorizer.rules import RouteTable
+    from idp_authorizer.core.rules import RouteTable
 
     with pytest.raises(ValueError, match="claim 'c'"):
         RouteTable.build({"GET /me": {"claims": {"c": {"nested": 1}}}})

@@ -5,10 +5,10 @@ from types import MappingProxyType
 
 import pytest
 
-from idp_authorizer.events import parse_event
-from idp_authorizer.outcome import Decision, Responder
-from idp_authorizer.principal import Principal
-from idp_authorizer.rules import RouteTable, parse_rule
+from idp_authorizer.core.events import parse_event
+from idp_authorizer.core.outcome import Decision, Responder
+from idp_authorizer.core.principal import Principal
+from idp_authorizer.core.rules import RouteTable, parse_rule
 
 PREFIX = "arn:aws-us-gov:execute-api:us-gov-west-1:123456789012:api9/prod"
 ROUTES = {

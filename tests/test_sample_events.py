@@ -14,7 +14,7 @@ import pytest
 from conftest import oidc_env
 
 from idp_authorizer import handler
-from idp_authorizer.devidp import DevIdp
+from idp_authorizer.tools.devidp import DevIdp
 
 EVENTS = Path(__file__).resolve().parent / "events"
 

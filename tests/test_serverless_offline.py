@@ -76,7 +76,7 @@ from typing import Any
 import pytest
 from servers import free_port
 
-from idp_authorizer.devidp import DevIdp
+from idp_authorizer.tools.devidp import DevIdp
 
 pytestmark = pytest.mark.gateway
 

@@ -25,12 +25,12 @@ from fault_server import blackhole_url, outcome_of_async
 from introspection_server import BASIC, IntrospectionServer
 from servers import CacheServer
 
-from idp_authorizer.compose import build_authorizer
-from idp_authorizer.devidp import DevIdp
-from idp_authorizer.errors import ConfigurationError
-from idp_authorizer.runtime import Authorizer
-from idp_authorizer.settings import load_settings
-from idp_authorizer.shared_cache import parse_cache_url
+from idp_authorizer.aws.compose import build_authorizer
+from idp_authorizer.aws.runtime import Authorizer
+from idp_authorizer.aws.settings import load_settings
+from idp_authorizer.core.errors import ConfigurationError
+from idp_authorizer.infra.shared_cache import parse_cache_url
+from idp_authorizer.tools.devidp import DevIdp
 
 # aiocache's Redis backend still calls redis-py's deprecated close() when it closes.
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")

@@ -29,9 +29,9 @@ from introspection_server import BASIC, IntrospectionServer
 from joserfc.jws import JWSRegistry
 
 from idp_authorizer import handler
-from idp_authorizer.devidp import ALG_KEY, DevIdp
-from idp_authorizer.jwt import b64url_decode
-from idp_authorizer.principal import has_control_characters
+from idp_authorizer.core.principal import has_control_characters
+from idp_authorizer.jose.jwt import b64url_decode
+from idp_authorizer.tools.devidp import ALG_KEY, DevIdp
 
 pytestmark = [pytest.mark.hostile, pytest.mark.filterwarnings("ignore::UserWarning")]
 

@@ -16,18 +16,18 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from idp_authorizer.cache import BoundedMemoryCache
-from idp_authorizer.clock import Clock
-from idp_authorizer.errors import AuthorizerError, ConfigurationError, InvalidToken, UpstreamUnavailable
-from idp_authorizer.events import Request, TokenSource, check_token_syntax, parse_event, refused_request
-from idp_authorizer.jwt import decompose, is_compact_jws
-from idp_authorizer.log import DecisionLog
-from idp_authorizer.outcome import Decision, Responder
-from idp_authorizer.principal import NO_CLAIMS, Principal, shared
-from idp_authorizer.provider import Provider
+from idp_authorizer.core.clock import Clock
+from idp_authorizer.core.errors import AuthorizerError, ConfigurationError, InvalidToken, UpstreamUnavailable
+from idp_authorizer.core.events import Request, TokenSource, check_token_syntax, parse_event, refused_request
+from idp_authorizer.core.outcome import Decision, Responder
+from idp_authorizer.core.principal import NO_CLAIMS, Principal, shared
+from idp_authorizer.core.provider import Provider
+from idp_authorizer.infra.cache import BoundedMemoryCache
+from idp_authorizer.infra.log import DecisionLog
+from idp_authorizer.jose.jwt import decompose, is_compact_jws
 
 if TYPE_CHECKING:
-    from idp_authorizer.metrics import Metrics
+    from idp_authorizer.infra.metrics import Metrics
 
 logger = logging.getLogger("idp_authorizer.runtime")
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from idp_authorizer.principal import Principal
+from idp_authorizer.core.principal import Principal
 
 
 class Provider(Protocol):
     """An IdP driver. Collaborators come in through the constructor; ``__init__`` does no I/O.
 
-    ``verify`` raises :class:`~idp_authorizer.errors.InvalidToken` for a bad token and
-    :class:`~idp_authorizer.errors.UpstreamUnavailable` when the IdP cannot be asked.
+    ``verify`` raises :class:`~idp_authorizer.core.errors.InvalidToken` for a bad token and
+    :class:`~idp_authorizer.core.errors.UpstreamUnavailable` when the IdP cannot be asked.
     """
 
     name: str

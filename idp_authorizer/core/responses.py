@@ -4,7 +4,7 @@ https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-lambda-
 https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-lambda-authorizer.html
 
 API Gateway may cache a result and replay it for every route of the API, so the resources of an IAM
-policy come from :mod:`idp_authorizer.route_policy`, which keeps them right under that replay.
+policy come from :mod:`idp_authorizer.core.route_policy`, which keeps them right under that replay.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from idp_authorizer import iam
-from idp_authorizer.principal import Principal, has_control_characters, shared
-from idp_authorizer.route_policy import RouteResources
+from idp_authorizer.core import iam
+from idp_authorizer.core.principal import Principal, has_control_characters, shared
+from idp_authorizer.core.route_policy import RouteResources
 
 RESULT_BUDGET = 7 * 1024
 """API Gateway refuses authorizer results over 8 KB; keep a margin for what it adds."""
@@ -71,7 +71,7 @@ def principal_context(principal: Principal, claim_names: Sequence[str], *, neste
     Payload 1.0 and REST allow only string, number and boolean values: lists of strings become one
     space-separated string, anything else JSON text. Payload 2.0 keeps JSON values as they are.
     Values over a size budget are left out rather than pushing the result past 8 KB, and so are values
-    holding a control character (:func:`~idp_authorizer.principal.has_control_characters`).
+    holding a control character (:func:`~idp_authorizer.core.principal.has_control_characters`).
     """
     context: dict[str, Any] = {
         "sub": principal.subject,

@@ -22,9 +22,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
-from idp_authorizer.errors import ConfigurationError
-from idp_authorizer.events import TokenSource
-from idp_authorizer.rules import RouteTable
+from idp_authorizer.core.errors import ConfigurationError
+from idp_authorizer.core.events import TokenSource
+from idp_authorizer.core.rules import RouteTable
 
 ProviderKind = Literal["auth0", "oidc", "jwks", "introspection"]
 ClientAuth = Literal["client_secret_basic", "client_secret_post"]
@@ -150,7 +150,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_decisions: Literal["all", "refusals", "none"] = "all"
     metrics: bool = False
-    """One CloudWatch Embedded Metric Format line per invocation (see :mod:`idp_authorizer.metrics`)."""
+    """One CloudWatch Embedded Metric Format line per invocation (see :mod:`idp_authorizer.infra.metrics`)."""
     metrics_namespace: str = Field("IdpAuthorizer", pattern=r"^[A-Za-z0-9 ._#:/-]{1,255}$")
 
     _lists = field_validator("audience", "algorithms", "required_scopes", "context_claims", mode="before")(_split)

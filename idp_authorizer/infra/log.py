@@ -15,8 +15,8 @@ import time
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from idp_authorizer.events import Request
-    from idp_authorizer.principal import Principal
+    from idp_authorizer.core.events import Request
+    from idp_authorizer.core.principal import Principal
 
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 # C-accelerated JSON string escape, ASCII only: an IdP-supplied value (an introspection ``iss``) may hold a lone

@@ -138,10 +138,19 @@ def install_wheels(target: Path, arch: str, python: str, reqs: Sequence[str]) ->
 
 
 def copy_our_packages(target: Path) -> None:
-    """Copy ``idp_authorizer`` and ``providers`` from where they are imported (sources and ``py.typed``)."""
+    """Copy ``idp_authorizer`` and ``providers`` from where they are imported (sources and ``py.typed``).
+
+    The operator tools (``idp_authorizer/tools``) stay out: Lambda never runs them.
+    """
+    caches = shutil.ignore_patterns("__pycache__", "*.pyc")
     for name in OUR_PACKAGES:
         source = Path(__import__(name).__file__ or "").parent
-        shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+        def ignore(folder: str, names: list[str], source: Path = source) -> set[str]:
+            tools = {"tools"} if Path(folder) == source and "tools" in names else set()
+            return set(caches(folder, names)) | tools
+
+        shutil.copytree(source, target / name, ignore=ignore)
 
 
 def prune(root: Path) -> None:

@@ -16,7 +16,7 @@ from aiohttp import web
 from joserfc import jwt
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
 
-from idp_authorizer.devserver import BackgroundServer
+from idp_authorizer.tools.devserver import BackgroundServer
 
 ALG_KEY = {"RS256": "rsa", "PS256": "rsa", "ES256": "ec", "EdDSA": "okp"}
 

@@ -30,18 +30,16 @@ Nothing identifying a token, a user or a secret is ever written: only codes and 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Awaitable, Collection, Iterable, Mapping
 from typing import IO, TYPE_CHECKING, Any, Protocol, TypeGuard
 
-from idp_authorizer.http import HttpClient, HttpResponse
+from idp_authorizer.infra.http import HttpClient, HttpResponse
 
 if TYPE_CHECKING:
-    from idp_authorizer.clock import Clock
-    from idp_authorizer.outcome import Decision
-    from idp_authorizer.settings import Settings
+    from idp_authorizer.core.clock import Clock
+    from idp_authorizer.core.outcome import Decision
 
 DECISION_DIMENSIONS = [["Service"], ["Service", "Outcome"], ["Service", "Outcome", "Reason"]]
 
@@ -156,22 +154,6 @@ class Metrics:
         deltas = totals[0] - self._seen[0], totals[1] - self._seen[1]
         self._seen = totals
         return deltas
-
-
-def instrument(settings: Settings, http: HttpClient | None, clock: Clock) -> tuple[Metrics, HttpClient]:
-    """For the composition root: the metrics sink and an HTTP client that times IdP calls into it.
-
-    The ``Service`` dimension is the Lambda function's name, so several authorizers can share a namespace.
-    """
-    introspection = {c.label for c in settings.provider_configs() if c.provider == "introspection"}
-    service = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "idp-authorizer")
-    metrics = Metrics(settings.metrics_namespace, service, introspection_providers=introspection, clock=clock)
-    return metrics, http or TimedHttpClient(
-        metrics,
-        timeout=settings.http_timeout_seconds,
-        connect_timeout=settings.http_connect_timeout_seconds,
-        max_bytes=settings.http_max_response_bytes,
-    )
 
 
 def _is_key_set(store: object) -> TypeGuard[KeySetCounters]:

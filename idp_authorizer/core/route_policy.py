@@ -34,10 +34,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from idp_authorizer import iam
-from idp_authorizer.arn import ExecuteApiArn
-from idp_authorizer.principal import Principal
-from idp_authorizer.rules import CONNECT, GREEDY, METHODS, PARAM, RouteTable, Rule
+from idp_authorizer.core import iam
+from idp_authorizer.core.arn import ExecuteApiArn
+from idp_authorizer.core.principal import Principal
+from idp_authorizer.core.rules import CONNECT, GREEDY, METHODS, PARAM, RouteTable, Rule
 
 EMPTY_SEGMENT_DENIES = ("*//*", "*/?*/")
 """Paths with an empty segment (``a//b``, a trailing ``/``); the root ``GET/`` is not one."""

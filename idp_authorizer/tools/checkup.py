@@ -1,7 +1,7 @@
 """The IdP side of ``idp-authorizer doctor``: discovery, key set, introspection endpoint, clock.
 
 Each check fetches what the authorizer would fetch, with the same URL rules and timeouts, and
-turns what it sees into :class:`~idp_authorizer.report.Finding` values. Nothing here prints or
+turns what it sees into :class:`~idp_authorizer.tools.report.Finding` values. Nothing here prints or
 returns a token or a secret; URLs are shown without credentials or query.
 """
 
@@ -14,12 +14,12 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote_plus
 
-from idp_authorizer.clock import Clock
-from idp_authorizer.errors import ConfigurationError, UpstreamUnavailable
-from idp_authorizer.http import HttpClient, HttpResponse, check_url
-from idp_authorizer.jwk import ASYMMETRIC_ALGORITHMS, build_key_set
-from idp_authorizer.report import Finding, note, ok, problem, shown_url
-from idp_authorizer.settings import ProviderConfig
+from idp_authorizer.aws.settings import ProviderConfig
+from idp_authorizer.core.clock import Clock
+from idp_authorizer.core.errors import ConfigurationError, UpstreamUnavailable
+from idp_authorizer.infra.http import HttpClient, HttpResponse, check_url
+from idp_authorizer.jose.jwk import ASYMMETRIC_ALGORITHMS, build_key_set
+from idp_authorizer.tools.report import Finding, note, ok, problem, shown_url
 
 PROBE_TOKEN = "idp-authorizer-doctor-probe-not-a-token"  # noqa: S105 - a made-up token, on purpose
 SKEW_NOTE_SECONDS = 5.0

@@ -7,23 +7,24 @@ the shared cache tier's client library (redis, aiomcache) only when ``IDP_CACHE_
 from __future__ import annotations
 
 import functools
+import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from idp_authorizer.cache import BoundedMemoryCache
-from idp_authorizer.clock import Clock
-from idp_authorizer.errors import ConfigurationError
-from idp_authorizer.http import HttpClient, check_url
-from idp_authorizer.log import DecisionLog
-from idp_authorizer.outcome import Responder
-from idp_authorizer.runtime import Authorizer, CachePolicy, ProviderRouter
-from idp_authorizer.settings import ProviderConfig, Settings
+from idp_authorizer.aws.runtime import Authorizer, CachePolicy, ProviderRouter
+from idp_authorizer.aws.settings import ProviderConfig, Settings
+from idp_authorizer.core.clock import Clock
+from idp_authorizer.core.errors import ConfigurationError
+from idp_authorizer.core.outcome import Responder
+from idp_authorizer.infra.cache import BoundedMemoryCache
+from idp_authorizer.infra.http import HttpClient, check_url
+from idp_authorizer.infra.log import DecisionLog
 
 if TYPE_CHECKING:
-    from idp_authorizer.metrics import Metrics
-    from idp_authorizer.provider import Provider
-    from idp_authorizer.shared_cache import SharedDocuments, SharedTier
+    from idp_authorizer.core.provider import Provider
+    from idp_authorizer.infra.metrics import Metrics
+    from idp_authorizer.infra.shared_cache import SharedDocuments, SharedTier
     from providers.oidc import Discovery
 
 
@@ -41,7 +42,7 @@ class Collaborators:
     def documents(self, kind: str) -> SharedDocuments | None:
         if self.shared is None:
             return None
-        from idp_authorizer.shared_cache import SharedDocuments
+        from idp_authorizer.infra.shared_cache import SharedDocuments
 
         return SharedDocuments(self.shared, kind)
 
@@ -65,7 +66,7 @@ def _shared_tier(url: str, clock: Clock) -> SharedTier | None:
     """The shared cache tier, its module imported only when ``IDP_CACHE_URL`` names one."""
     if url == "memory://":
         return None
-    from idp_authorizer.shared_cache import open_shared_tier
+    from idp_authorizer.infra.shared_cache import open_shared_tier
 
     return open_shared_tier(url, clock=clock)
 
@@ -74,9 +75,7 @@ def build_authorizer(settings: Settings, *, clock: Clock = time.time, http: Http
     """Build every collaborator from ``settings``; raises :class:`ConfigurationError` for a bad value."""
     metrics: Metrics | None = None
     if settings.metrics:
-        from idp_authorizer.metrics import instrument
-
-        metrics, http = instrument(settings, http, clock)
+        metrics, http = _instrument(settings, http, clock)
     http = http or HttpClient(
         timeout=settings.http_timeout_seconds,
         connect_timeout=settings.http_connect_timeout_seconds,
@@ -101,6 +100,24 @@ def build_authorizer(settings: Settings, *, clock: Clock = time.time, http: Http
         decision_log=DecisionLog(settings.log_level, decisions=settings.log_decisions),
         metrics=metrics,
         clock=clock,
+    )
+
+
+def _instrument(settings: Settings, http: HttpClient | None, clock: Clock) -> tuple[Metrics, HttpClient]:
+    """The metrics sink and an HTTP client that times IdP calls into it (imported only when metrics are on).
+
+    The ``Service`` dimension is the Lambda function's name, so several authorizers can share a namespace.
+    """
+    from idp_authorizer.infra.metrics import Metrics, TimedHttpClient
+
+    introspection = {c.label for c in settings.provider_configs() if c.provider == "introspection"}
+    service = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "idp-authorizer")
+    metrics = Metrics(settings.metrics_namespace, service, introspection_providers=introspection, clock=clock)
+    return metrics, http or TimedHttpClient(
+        metrics,
+        timeout=settings.http_timeout_seconds,
+        connect_timeout=settings.http_connect_timeout_seconds,
+        max_bytes=settings.http_max_response_bytes,
     )
 
 
@@ -151,8 +168,8 @@ def _introspection_provider(config: ProviderConfig, parts: Collaborators) -> Pro
 
 
 def _jwt_provider(config: ProviderConfig, parts: Collaborators) -> Provider:
-    from idp_authorizer.jwks import JwksStore, KeySetPolicy
-    from idp_authorizer.jwt import ClaimRules
+    from idp_authorizer.infra.keyset import JwksStore, KeySetPolicy
+    from idp_authorizer.jose.jwt import ClaimRules
     from providers.jwks import JwksProvider
 
     settings = parts.settings

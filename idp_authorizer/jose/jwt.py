@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from idp_authorizer.errors import InvalidToken
+from idp_authorizer.core.errors import InvalidToken
 
 _B64URL = bytes.maketrans(b"-_", b"+/")
 # By length mod 4, the characters that may end a canonical part: after a whole quantum any of the

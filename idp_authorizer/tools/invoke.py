@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from idp_authorizer.events import DEFAULT_SOURCES, TokenSource
+from idp_authorizer.core.events import DEFAULT_SOURCES, TokenSource
 
 Shape = Literal["rest-token", "rest-request", "http-v1", "http-v2"]
 SHAPES: tuple[Shape, ...] = ("rest-token", "rest-request", "http-v1", "http-v2")
@@ -87,8 +87,8 @@ def _place(token: str | None, source: TokenSource, *, lower: bool) -> dict[str, 
 
 def first_source() -> TokenSource:
     """Where the configured authorizer looks first (``IDP_TOKEN_SOURCES``), or the Authorization header."""
-    from idp_authorizer.errors import ConfigurationError
-    from idp_authorizer.settings import load_settings
+    from idp_authorizer.aws.settings import load_settings
+    from idp_authorizer.core.errors import ConfigurationError
 
     try:
         return load_settings().token_sources[0]
@@ -114,8 +114,8 @@ def invoke(event: dict[str, Any]) -> Invocation:
 
 def judge(call: Callable[[], dict[str, Any] | str], arn: str) -> tuple[str, bool, dict[str, Any] | None]:
     """``(verdict, allowed, response)``: what API Gateway would do with the handler's answer for ``arn``."""
-    from idp_authorizer.policy import evaluate
-    from idp_authorizer.route_policy import RouteResources
+    from idp_authorizer.core.responses import evaluate
+    from idp_authorizer.core.route_policy import RouteResources
 
     try:
         response = call()

@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _package_arguments(parser: argparse.ArgumentParser) -> None:
-    from idp_authorizer.package import ARCHES, PYTHONS
+    from idp_authorizer.tools.package import ARCHES, PYTHONS
 
     here = f"{sys.version_info[0]}.{sys.version_info[1]}"
     parser.add_argument("--arch", choices=sorted(ARCHES), default="x86_64", help="Lambda architecture")
@@ -57,7 +57,7 @@ def _package_arguments(parser: argparse.ArgumentParser) -> None:
 def _package(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from idp_authorizer.package import build
+    from idp_authorizer.tools.package import build
 
     extras = [part.strip() for part in args.extras.split(",") if part.strip()]
     try:
@@ -97,9 +97,9 @@ def _doctor(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from idp_authorizer.doctor import diagnose, report_exit_code
-    from idp_authorizer.gateway import Gateway
-    from idp_authorizer.report import render
+    from idp_authorizer.tools.doctor import diagnose, report_exit_code
+    from idp_authorizer.tools.gateway_check import Gateway
+    from idp_authorizer.tools.report import render
 
     logging.getLogger("idp_authorizer").setLevel(logging.ERROR)
     sources = tuple(part.strip() for value in args.identity_source for part in value.split(",") if part.strip())
@@ -110,7 +110,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _invoke_arguments(parser: argparse.ArgumentParser) -> None:
-    from idp_authorizer.invoke import API, SHAPES
+    from idp_authorizer.tools.invoke import API, SHAPES
 
     parser.add_argument("event", nargs="?", help="an authorizer event as JSON ('-' reads stdin); or build one:")
     parser.add_argument("--token", help="the bearer token ('-' reads it from stdin); never printed")
@@ -120,7 +120,7 @@ def _invoke_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _invoke(args: argparse.Namespace) -> int:
-    from idp_authorizer.invoke import build_event, first_source, invoke, load_event, render
+    from idp_authorizer.tools.invoke import build_event, first_source, invoke, load_event, render
 
     try:
         if args.event is not None:
@@ -147,7 +147,7 @@ def _read_token(value: str | None) -> str | None:
 
 
 def _dev_idp(args: argparse.Namespace) -> int:
-    from idp_authorizer.devidp import DevIdp
+    from idp_authorizer.tools.devidp import DevIdp
 
     idp = DevIdp(port=args.port, audience=args.audience).start()
     print(f"dev IdP listening: issuer {idp.issuer}")
@@ -192,7 +192,7 @@ def demo_events(token: str | None, verb: str) -> dict[str, dict[str, Any]]:
 
 
 def _demo(_: argparse.Namespace) -> int:
-    from idp_authorizer.devidp import DevIdp
+    from idp_authorizer.tools.devidp import DevIdp
 
     with DevIdp(audience=DEMO_AUDIENCE) as idp:
         os.environ.update(
@@ -225,8 +225,8 @@ def _demo(_: argparse.Namespace) -> int:
 
 def describe(call: Callable[[], dict[str, Any] | str], arn: str) -> str:
     """One line: what API Gateway would do with the handler's answer for the request ``arn``."""
-    from idp_authorizer.policy import evaluate
-    from idp_authorizer.route_policy import RouteResources
+    from idp_authorizer.core.responses import evaluate
+    from idp_authorizer.core.route_policy import RouteResources
 
     try:
         response = call()

@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
-from idp_authorizer.errors import AuthorizerUnavailable
-from idp_authorizer.events import Request
-from idp_authorizer.policy import evaluate, iam_policy, principal_context, simple_response, within_budget
-from idp_authorizer.principal import Principal
-from idp_authorizer.route_policy import PolicyBuilder, RouteResources, incoming_only
-from idp_authorizer.rules import RouteTable, Rule
+from idp_authorizer.core.errors import AuthorizerUnavailable
+from idp_authorizer.core.events import Request
+from idp_authorizer.core.principal import Principal
+from idp_authorizer.core.responses import evaluate, iam_policy, principal_context, simple_response, within_budget
+from idp_authorizer.core.route_policy import PolicyBuilder, RouteResources, incoming_only
+from idp_authorizer.core.rules import RouteTable, Rule
 
 Outcome = Literal["allow", "deny", "invalid", "unavailable"]
 ResponseMode = Literal["auto", "iam", "simple"]

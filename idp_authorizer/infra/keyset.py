@@ -21,13 +21,13 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from idp_authorizer.clock import Clock
-from idp_authorizer.errors import InvalidToken, UpstreamUnavailable
-from idp_authorizer.http import HttpClient
-from idp_authorizer.jwk import VerifyingKey, build_key_set
+from idp_authorizer.core.clock import Clock
+from idp_authorizer.core.errors import InvalidToken, UpstreamUnavailable
+from idp_authorizer.infra.http import HttpClient
+from idp_authorizer.jose.jwk import VerifyingKey, build_key_set
 
 if TYPE_CHECKING:
-    from idp_authorizer.shared_cache import SharedDocuments
+    from idp_authorizer.infra.shared_cache import SharedDocuments
 
 logger = logging.getLogger("idp_authorizer.jwks")
 

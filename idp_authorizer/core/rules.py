@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from idp_authorizer.principal import Principal
+from idp_authorizer.core.principal import Principal
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 """The HTTP methods API Gateway routes; ``ANY`` means these."""

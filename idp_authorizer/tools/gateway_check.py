@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from idp_authorizer.events import TokenSource
-from idp_authorizer.report import Finding, note, ok, problem
-from idp_authorizer.settings import Settings
+from idp_authorizer.aws.settings import Settings
+from idp_authorizer.core.events import TokenSource
+from idp_authorizer.tools.report import Finding, note, ok, problem
 
 Payload = Literal["1.0", "2.0"]
 _SOURCE = re.compile(r"^(?P<api>\$request|method\.request)\.(?P<where>header|querystring)\.(?P<name>[^\s,]+)$")

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from idp_authorizer.clock import Clock
+from idp_authorizer.core.clock import Clock
 
 
 def _import_aiocache_without_clients() -> None:

@@ -1,7 +1,7 @@
 """The shared cache tier (L2): Redis or Memcached behind the in-process tier, chosen by ``IDP_CACHE_URL``.
 
 Lambda instances share introspection results, key sets and discovery documents through it instead of
-each asking the IdP. The in-process :class:`~idp_authorizer.cache.BoundedMemoryCache` stays in front
+each asking the IdP. The in-process :class:`~idp_authorizer.infra.cache.BoundedMemoryCache` stays in front
 (L1); this tier is asked only on an L1 miss.
 
 - JSON only, never pickle: whoever can write to the shared cache must not be able to run code here.
@@ -12,7 +12,7 @@ each asking the IdP. The in-process :class:`~idp_authorizer.cache.BoundedMemoryC
 - An outage is never an error for the caller: a short timeout, one WARNING line, then this tier is
   skipped for a few seconds (L1 and the IdP serve meanwhile) and tried again.
 - ``redis`` and ``aiomcache`` are optional extras, imported only when ``IDP_CACHE_URL`` names them
-  (:mod:`idp_authorizer.cache` keeps aiocache from importing them on its own).
+  (:mod:`idp_authorizer.infra.cache` keeps aiocache from importing them on its own).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-import idp_authorizer.cache  # noqa: F401 - imports aiocache first, without the client libraries
-from idp_authorizer.clock import Clock
-from idp_authorizer.errors import ConfigurationError
+import idp_authorizer.infra.cache  # noqa: F401 - imports aiocache first, without the client libraries
+from idp_authorizer.core.clock import Clock
+from idp_authorizer.core.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from aiocache.base import BaseCache

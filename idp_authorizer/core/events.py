@@ -13,9 +13,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-from idp_authorizer.arn import ExecuteApiArn, parse_arn
-from idp_authorizer.errors import InvalidToken
-from idp_authorizer.rules import METHODS
+from idp_authorizer.core.arn import ExecuteApiArn, parse_arn
+from idp_authorizer.core.errors import InvalidToken
+from idp_authorizer.core.rules import METHODS
 
 Shape = Literal["rest-token", "rest-request", "http-v1", "http-v2", "websocket"]
 SourceKind = Literal["header", "query", "cookie"]
@@ -118,7 +118,7 @@ def refused_request(event: object) -> Request | None:
 def _route(event: Mapping[str, Any], shape: Shape, arn: ExecuteApiArn) -> tuple[str, str | None]:
     """``(method, template)``: the method the event names besides its ARN, and the route it names.
 
-    Decisions are made on the ARN's method and path (:meth:`~idp_authorizer.outcome.Responder.routes`).
+    Decisions are made on the ARN's method and path (:meth:`~idp_authorizer.core.outcome.Responder.routes`).
     A method the event names elsewhere (``httpMethod``, ``requestContext.http.method``, a route key
     with a method) that differs from the ARN's is returned so that it must allow the request too: an
     event at odds with itself cannot pick the looser reading. The template is for the log only.

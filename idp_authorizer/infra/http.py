@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from idp_authorizer.errors import ConfigurationError, UpstreamUnavailable
+from idp_authorizer.core.errors import ConfigurationError, UpstreamUnavailable
 
 _LOOPBACK_NAMES = {"localhost"}
 _ERROR_BODY_BYTES = 4096

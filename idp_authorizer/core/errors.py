@@ -2,7 +2,7 @@
 
 Every error carries a stable machine ``code`` (logged, counted in metrics) next to a human
 description. Drivers translate library exceptions at their edge; the mapping of these families
-to API Gateway responses lives in exactly one place, :mod:`idp_authorizer.outcome`.
+to API Gateway responses lives in exactly one place, :mod:`idp_authorizer.core.outcome`.
 Messages never contain a token, an Authorization header value or a secret.
 """
 

@@ -1,10 +1,10 @@
 """``idp-authorizer doctor``: check a configuration the way the Lambda will see it, before deploying.
 
-Reads the same ``IDP_*`` environment (:func:`~idp_authorizer.settings.load_settings`), builds the
+Reads the same ``IDP_*`` environment (:func:`~idp_authorizer.aws.settings.load_settings`), builds the
 same authorizer, then asks the IdP what the authorizer would ask: discovery (issuer match), the key
 set (key types against ``IDP_ALGORITHMS``), the introspection endpoint (client credentials), the
 clock (against the IdP's ``Date`` header), and, with ``--token``, verifies that token exactly as the
-authorizer would. Finally the API Gateway side (:mod:`idp_authorizer.gateway`). The report names
+authorizer would. Finally the API Gateway side (:mod:`idp_authorizer.tools.gateway_check`). The report names
 each bad variable and its fix, ends with ``verdict: OK`` or ``verdict: N problem(s)``, and never
 shows a token (only its SHA-256 fingerprint) or a secret.
 """
@@ -16,16 +16,16 @@ import re
 import time
 from collections.abc import Sequence
 
-from idp_authorizer.checkup import Checkup
-from idp_authorizer.clock import Clock
-from idp_authorizer.compose import build_authorizer
-from idp_authorizer.errors import ConfigurationError, InvalidToken, UpstreamUnavailable
-from idp_authorizer.gateway import Gateway, check_gateway
-from idp_authorizer.http import HttpClient
-from idp_authorizer.jwt import decompose, is_compact_jws
-from idp_authorizer.report import Finding, ok, problem, shown_url
-from idp_authorizer.runtime import Authorizer
-from idp_authorizer.settings import Settings, load_settings
+from idp_authorizer.aws.compose import build_authorizer
+from idp_authorizer.aws.runtime import Authorizer
+from idp_authorizer.aws.settings import Settings, load_settings
+from idp_authorizer.core.clock import Clock
+from idp_authorizer.core.errors import ConfigurationError, InvalidToken, UpstreamUnavailable
+from idp_authorizer.infra.http import HttpClient
+from idp_authorizer.jose.jwt import decompose, is_compact_jws
+from idp_authorizer.tools.checkup import Checkup
+from idp_authorizer.tools.gateway_check import Gateway, check_gateway
+from idp_authorizer.tools.report import Finding, ok, problem, shown_url
 
 TOKEN_FIXES = {
     "expired": "get a fresh token; if it was just issued, check the clock findings above",
