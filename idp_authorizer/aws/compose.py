@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from idp_authorizer.aws.runtime import Authorizer, CachePolicy, ProviderRouter
+from idp_authorizer.aws.router import ProviderRouter
+from idp_authorizer.aws.runtime import Authorizer, CachePolicy
 from idp_authorizer.aws.settings import ProviderConfig, Settings
 from idp_authorizer.core.clock import Clock
 from idp_authorizer.core.errors import ConfigurationError
