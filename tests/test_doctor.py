@@ -180,7 +180,7 @@ def test_introspection_credentials_probe_and_token(client, monkeypatch, capsys):
             "IDP_ALLOW_LOOPBACK_HTTP": "true",
         }
         token = srv.issue(scope="pets:read")
-        code, out = doctor(monkeypatch, capsys, env, "--token", token)
+        code, out = doctor(monkeypatch, capsys, env, f"--token={token}")
         print(out)
         assert code == 0, out
         assert (
@@ -188,7 +188,7 @@ def test_introspection_credentials_probe_and_token(client, monkeypatch, capsys):
             in out
         )
         assert "scopes pets:read" in out and token not in out and client.client_secret not in out
-        code, out = doctor(monkeypatch, capsys, {"IDP_CLIENT_SECRET": "wrong"}, "--token", token)
+        code, out = doctor(monkeypatch, capsys, {"IDP_CLIENT_SECRET": "wrong"}, f"--token={token}")
         print(out)
         assert code == 1
         assert f"PROBLEM  [introspection] introspection: {srv.url}: http_401 (the IdP answered 401)" in out

@@ -605,7 +605,8 @@ def test_hostile_tokens_are_all_refused_quickly_without_idp_calls(hostile_setup,
 
 def test_oversized_tokens_are_refused_before_any_parsing(fresh_idp, configure, monkeypatch):
     import providers.jwks
-    from idp_authorizer.aws import runtime
+    from idp_authorizer.aws import router
+    from idp_authorizer.core import decision
     from idp_authorizer.jose import jwt
 
     configure(oidc_env(fresh_idp, IDP_MAX_TOKEN_BYTES="2048"))
@@ -621,8 +622,8 @@ def test_oversized_tokens_are_refused_before_any_parsing(fresh_idp, configure, m
         return wrapper
 
     monkeypatch.setattr(providers.jwks, "decompose", spy("decompose", jwt.decompose))
-    monkeypatch.setattr(runtime, "decompose", spy("decompose", jwt.decompose))
-    monkeypatch.setattr(runtime, "check_token_syntax", spy("syntax", runtime.check_token_syntax))
+    monkeypatch.setattr(router, "decompose", spy("decompose", jwt.decompose))
+    monkeypatch.setattr(decision, "check_token_syntax", spy("syntax", decision.check_token_syntax))
     padded = fresh_idp.mint(padding="x" * 2000)  # validly signed, just too large
     oversized = [padded, "A" * 2049, "A" * 10241, "A" * 16385, "A" * (1 << 20), "A.B." + "C" * (10 << 20)]
     for token in oversized:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from idp_authorizer.aws.router import ProviderRouter
-from idp_authorizer.aws.runtime import Authorizer, CachePolicy
+from idp_authorizer.aws.runtime import Authorizer
 from idp_authorizer.aws.settings import ProviderConfig, Settings
 from idp_authorizer.core.clock import Clock
 from idp_authorizer.core.errors import ConfigurationError
@@ -96,7 +96,7 @@ def build_authorizer(settings: Settings, *, clock: Clock = time.time, http: Http
         responder,
         sources=settings.token_sources,
         cache=cache,
-        cache_policy=CachePolicy(negative_seconds=settings.negative_cache_seconds),
+        negative_seconds=settings.negative_cache_seconds,
         max_token_bytes=settings.max_token_bytes,
         decision_log=DecisionLog(settings.log_level, decisions=settings.log_decisions),
         metrics=metrics,

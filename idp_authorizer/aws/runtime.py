@@ -1,65 +1,27 @@
-"""The authorizer at run time: one event in, one response out, using cached verdicts when it can.
+"""The Lambda adapter's runtime: the container's one event loop and the two entry points.
 
-A warm request whose token was seen before is answered from the in-memory verdict cache without
-entering the event loop; a JWT whose key is cached is verified without it too. Only a request that
-needs the IdP runs the container's single event loop.
+Both entry points drive the same :class:`~idp_authorizer.core.decision.DecisionPath`: :meth:`Authorizer.handle`
+(Lambda) runs what the path asks for on the container's loop, created once and kept while warm;
+:meth:`Authorizer.authorize` awaits it on the caller's loop. A warm request never enters the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from types import MappingProxyType
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from idp_authorizer.aws.router import ProviderRouter
 from idp_authorizer.core.clock import Clock
-from idp_authorizer.core.errors import AuthorizerError, ConfigurationError, InvalidToken, UpstreamUnavailable
-from idp_authorizer.core.events import Request, TokenSource, check_token_syntax, parse_event, refused_request
+from idp_authorizer.core.decision import DecisionPath
+from idp_authorizer.core.events import TokenSource
 from idp_authorizer.core.outcome import Decision, Responder
-from idp_authorizer.core.principal import NO_CLAIMS, Principal, shared
 from idp_authorizer.infra.cache import BoundedMemoryCache
 from idp_authorizer.infra.log import DecisionLog
 
 if TYPE_CHECKING:
     from idp_authorizer.infra.metrics import Metrics
-
-logger = logging.getLogger("idp_authorizer.runtime")
-
-
-@dataclass(frozen=True, slots=True)
-class CachePolicy:
-    """How long verdicts are reused: positive ones per provider (``cache_seconds``), refusals here."""
-
-    negative_seconds: float = 10.0
-
-
-ResponseKey = tuple[str, str | None, str, str | None]
-
-
-class Verdict:
-    """A verified principal as cached, with the responses already rendered for it, per request shape and ARN.
-
-    API Gateway sends the same few ARNs again and again, so a repeated token is usually answered with
-    a response rendered before: no rule matching, no policy building.
-    """
-
-    __slots__ = ("principal", "responses")
-
-    def __init__(self, principal: Principal) -> None:
-        self.principal = principal
-        self.responses: dict[ResponseKey, tuple[Decision, dict[str, Any]]] = {}
-
-    def response_key(self, request: Request) -> ResponseKey:
-        # Every field a decision reads: the ARN, and the method the event names (which must agree with it).
-        return request.shape, request.arn.value if request.arn else None, request.method, request.template
-
-
-_MAX_RESPONSES_PER_VERDICT = 32
 
 
 class Authorizer:
@@ -72,7 +34,7 @@ class Authorizer:
         *,
         sources: Sequence[TokenSource],
         cache: BoundedMemoryCache,
-        cache_policy: CachePolicy = CachePolicy(),
+        negative_seconds: float = 10.0,
         max_token_bytes: int = 10 * 1024,
         decision_log: DecisionLog | None = None,
         metrics: Metrics | None = None,
@@ -81,210 +43,51 @@ class Authorizer:
         self.router = router
         self.responder = responder
         self.cache = cache
-        self._sources = tuple(sources)
-        self._cache_policy = cache_policy
-        self._max_token_bytes = max_token_bytes
-        self._log = decision_log or DecisionLog()
         self.metrics = metrics
-        self._clock = clock
-        self._cache_seconds = {p.name: p.cache_seconds for p in router.providers}
-        self._claims_used = responder.claims_used()
+        self._log = decision_log or DecisionLog()
+        self.path = DecisionPath(
+            router,
+            responder,
+            sources=sources,
+            cache=cache,
+            log=self._log,
+            negative_seconds=negative_seconds,
+            max_token_bytes=max_token_bytes,
+            metrics=metrics,
+            clock=clock,
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._cold = True
-        self._introspected_routes = responder.table.introspects
-        if self._introspected_routes and router.introspector is None:
-            # Fail closed at build time: a route that demands introspection must never get less.
-            raise ConfigurationError(
-                "configuration_error", "IDP_ROUTES: a route sets introspect but no introspection provider is configured"
-            )
-
-    # -- entry points -------------------------------------------------------------------------
 
     def handle(self, event: object) -> dict[str, Any]:
         """Synchronous entry (Lambda). Enters the event loop only when the IdP must be asked."""
-        started = time.perf_counter()
-        request, fingerprint, known = self._lookup(event)
-        cache_hit = known is not None
-        if known is None:
-            assert request is not None and request.token is not None and fingerprint is not None
-            decision = self._verify_local(request.token)
-            if decision is None:
-                decision = self._run(self._verify(request.token))
-            known = self._remember(fingerprint, decision)
-        if self._introspected_routes and self._needs_introspection(request, known):
-            assert request is not None and request.token is not None
-            check = self._introspect_local(request.token) or self._run(self._introspect(request.token))
-            known = known if check.outcome == "allow" else check
-        return self._respond(request, known, fingerprint, cache_hit, started)
+        flow = self.path.flow(event)
+        try:
+            pending = next(flow)
+            while True:
+                pending = flow.send(self._run(pending))
+        except StopIteration as done:
+            response: dict[str, Any] = done.value
+            return response
 
     async def authorize(self, event: object) -> dict[str, Any]:
-        """Asynchronous entry for async callers; same decisions as :meth:`handle`."""
-        started = time.perf_counter()
-        request, fingerprint, known = self._lookup(event)
-        cache_hit = known is not None
-        if known is None:
-            assert request is not None and request.token is not None and fingerprint is not None
-            decision = self._verify_local(request.token) or await self._verify(request.token)
-            known = self._remember(fingerprint, decision)
-        if self._introspected_routes and self._needs_introspection(request, known):
-            assert request is not None and request.token is not None
-            check = self._introspect_local(request.token) or await self._introspect(request.token)
-            known = known if check.outcome == "allow" else check
-        return self._respond(request, known, fingerprint, cache_hit, started)
-
-    # -- steps --------------------------------------------------------------------------------
-
-    def _lookup(self, event: object) -> tuple[Request | None, str | None, Verdict | Decision | None]:
-        """Parse the event; answer from the verdict cache, or say verification is needed (``None``)."""
+        """Asynchronous entry for async callers; the same decisions as :meth:`handle`."""
+        flow = self.path.flow(event)
         try:
-            request = parse_event(event, self._sources)
-        except InvalidToken as exc:
-            # Keep the shape when it is known, so a 2.0 simple-response event is refused in its own form.
-            return refused_request(event), None, Decision("invalid", exc.code)
-        token = request.token
-        if token is None:
-            return request, None, Decision("invalid", "missing_token")
-        if len(token) > self._max_token_bytes:
-            return request, None, Decision("invalid", "token_too_large")
-        fingerprint = hashlib.sha256(token.encode()).hexdigest()
-        cached = self.cache.get_fresh(fingerprint)
-        if cached is None:
-            return request, fingerprint, None
-        if type(cached) is Verdict:
-            return request, fingerprint, cached
-        return request, fingerprint, Decision("invalid", str(cached))
-
-    def _verify_local(self, token: str) -> Decision | None:
-        try:
-            provider = self.router.select(token)
-            if provider.issuer is None:
-                # JWT providers decode the token strictly (base64url parts only); others get the RFC 6750 check.
-                check_token_syntax(token)
-            principal = provider.verify_local(token)
-        except AuthorizerError as exc:
-            return _failure(exc)
-        return None if principal is None else Decision("allow", "verified", principal)
-
-    async def _verify(self, token: str) -> Decision:
-        try:
-            principal = await self.router.select(token).verify(token)
-        except AuthorizerError as exc:
-            return _failure(exc)
-        return Decision("allow", "verified", principal)
-
-    def _needs_introspection(self, request: Request | None, known: Verdict | Decision) -> bool:
-        """Whether the response for a JWT would reach a route marked ``introspect``: the IdP must confirm it.
-
-        Checked on every request, cached verdict or not, so a revocation shows within the
-        introspection cache window whatever the JWT verdict cache holds.
-        """
-        introspector = self.router.introspector
-        if type(known) is not Verdict or request is None or introspector is None:
-            return False
-        principal = known.principal
-        if principal.provider == introspector.name:
-            return False  # judged by the IdP already
-        table = self.responder.table
-        if not self.responder.simple(request):
-            return table.needs_introspection(principal, None, whole_api=True)
-        return any(table.needs_introspection(principal, r, whole_api=False) for r in self.responder.routes(request))
-
-    def _introspect_local(self, token: str) -> Decision | None:
-        """From the introspection cache: an ``allow`` if the token is active, the refusal, or ``None`` (I/O needed)."""
-        assert self.router.introspector is not None
-        try:
-            principal = self.router.introspector.verify_local(token)
-        except AuthorizerError as exc:
-            return _failure(exc)
-        return None if principal is None else Decision("allow", "active", principal)
-
-    async def _introspect(self, token: str) -> Decision:
-        """Ask the introspection provider: an ``allow`` if the token is active, else the refusal."""
-        assert self.router.introspector is not None
-        try:
-            principal = await self.router.introspector.verify(token)
-        except AuthorizerError as exc:
-            return _failure(exc)
-        return Decision("allow", "active", principal)
-
-    def _remember(self, fingerprint: str, decision: Decision) -> Verdict | Decision:
-        """Cache a verdict until the earliest of the token's ``exp`` and the configured maximum."""
-        now = self._clock()
-        principal = decision.principal
-        if principal is not None:
-            seconds = self._cache_seconds.get(principal.provider, 0.0)
-            if seconds <= 0:
-                return Verdict(principal)
-            # A cached verdict keeps only the claims a response can read: a tenth of the memory per entry.
-            claims = principal.claims
-            kept = {name: claims[name] for name in self._claims_used if name in claims}
-            verdict = Verdict(principal._replace(claims=MappingProxyType(kept) if kept else NO_CLAIMS))
-            self.cache.put(fingerprint, verdict, min(principal.expires_at, now + seconds))
-            return verdict
-        if decision.outcome == "invalid" and self._cache_policy.negative_seconds > 0:
-            self.cache.put(fingerprint, decision.code, now + self._cache_policy.negative_seconds)
-        return decision
-
-    def _respond(
-        self,
-        request: Request | None,
-        known: Verdict | Decision,
-        fingerprint: str | None,
-        cache_hit: bool,
-        started: float,
-    ) -> dict[str, Any]:
-        if type(known) is not Verdict:
-            assert isinstance(known, Decision)
-            self._log_decision(request, known, fingerprint, cache_hit, started)
-            return self.responder.render(request, known)
-        assert request is not None
-        key = known.response_key(request)
-        memo = known.responses.get(key)
-        if memo is None:
-            decision, response = self.responder.answer(request, known.principal)
-            self._log_decision(request, decision, fingerprint, cache_hit, started)
-            if len(known.responses) < _MAX_RESPONSES_PER_VERDICT:
-                known.responses[shared(key)] = (decision, response)
+            pending = next(flow)
+            while True:
+                pending = flow.send(await pending)
+        except StopIteration as done:
+            response: dict[str, Any] = done.value
             return response
-        self._log_decision(request, memo[0], fingerprint, cache_hit, started)
-        return memo[1]
-
-    def _log_decision(
-        self, request: Request | None, decision: Decision, fingerprint: str | None, cache_hit: bool, started: float
-    ) -> None:
-        principal = decision.principal
-        self._log.write(
-            outcome=decision.outcome,
-            code=decision.code,
-            principal=principal,
-            cache_hit=cache_hit,
-            latency_us=(time.perf_counter() - started) * 1e6,
-            cold_start=self._cold,
-            request=request,
-            fingerprint=fingerprint,
-        )
-        self._cold = False
-        if self.metrics is not None:  # IDP_METRICS; when off, this check is all the hot path pays
-            self.metrics.flush(decision, cache_hit, fingerprint is not None, started)
 
     def close(self) -> None:
         """Close HTTP sessions (tools and tests; a Lambda container just freezes)."""
         for provider in self.router.providers:
-            closer = getattr(provider, "close", None)
-            if closer is not None and self._loop is not None and not self._loop.is_closed():
-                self._loop.run_until_complete(closer())
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.run_until_complete(provider.close())
 
-    def _run(self, coroutine: Any) -> Decision:
+    def _run(self, pending: Awaitable[Decision]) -> Decision:
         """Run on the container's one event loop (created once, never closed while warm)."""
         if self._loop is None or self._loop.is_closed():
             self._loop = asyncio.new_event_loop()
-        result: Decision = self._loop.run_until_complete(coroutine)
-        return result
-
-
-def _failure(exc: AuthorizerError) -> Decision:
-    # A fault of the IdP or of the configuration is a 500 that API Gateway does not cache, never a 401.
-    if isinstance(exc, UpstreamUnavailable | ConfigurationError):
-        logger.warning("identity provider unavailable or misconfigured: %s", exc.code)
-        return Decision("unavailable", exc.code)
-    return Decision("invalid", exc.code)
+        return self._loop.run_until_complete(pending)

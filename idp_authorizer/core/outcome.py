@@ -13,16 +13,24 @@ upstream unavailable   :class:`AuthorizerUnavailable` → 500, which API Gateway
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
-from idp_authorizer.core.errors import AuthorizerUnavailable
+from idp_authorizer.core.errors import (
+    AuthorizerError,
+    AuthorizerUnavailable,
+    ConfigurationError,
+    UpstreamUnavailable,
+)
 from idp_authorizer.core.events import Request
 from idp_authorizer.core.principal import Principal
 from idp_authorizer.core.responses import evaluate, iam_policy, principal_context, simple_response, within_budget
 from idp_authorizer.core.route_policy import PolicyBuilder, RouteResources, incoming_only
 from idp_authorizer.core.rules import RouteTable, Rule
+
+logger = logging.getLogger("idp_authorizer.runtime")
 
 Outcome = Literal["allow", "deny", "invalid", "unavailable"]
 ResponseMode = Literal["auto", "iam", "simple"]
@@ -34,6 +42,15 @@ class Decision(NamedTuple):
     outcome: Outcome
     code: str
     principal: Principal | None = None
+
+
+def decision_for(error: AuthorizerError) -> Decision:
+    """The outcome of an error, in this one place: a fault of the IdP or of the configuration is
+    ``unavailable`` (a 500 API Gateway does not cache), never ``invalid`` (a 401 it may cache)."""
+    if isinstance(error, UpstreamUnavailable | ConfigurationError):
+        logger.warning("identity provider unavailable or misconfigured: %s", error.code)
+        return Decision("unavailable", error.code)
+    return Decision("invalid", error.code)
 
 
 def unauthorized() -> Exception:

@@ -1,0 +1,277 @@
+"""One decision path: an API Gateway event in, a response out, the IdP asked only when nothing cached answers.
+
+:meth:`DecisionPath.flow` is a generator. It yields an awaitable each time the IdP must be asked (a
+verification or an introspection that the caches cannot answer), receives the :class:`Decision` that
+awaitable produced, and returns the response. The adapter drives it: on the container's event loop for
+Lambda, with ``await`` for async callers (:mod:`idp_authorizer.aws.runtime`). A warm request never
+yields, so it never enters the loop. Caches, the decision log and metrics come in through the
+constructor; the path itself does no I/O.
+
+A repeated token is answered from its cached :class:`Verdict`, usually with a response rendered before
+for the same ARN: no verification, no rule matching, no policy building.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Awaitable, Generator, Sequence
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from idp_authorizer.core.clock import Clock
+from idp_authorizer.core.errors import AuthorizerError, ConfigurationError, InvalidToken
+from idp_authorizer.core.events import Request, TokenSource, check_token_syntax, parse_event, refused_request
+from idp_authorizer.core.outcome import Decision, Responder, decision_for
+from idp_authorizer.core.principal import NO_CLAIMS, Principal, shared
+from idp_authorizer.core.provider import Provider
+
+Flow = Generator[Awaitable[Decision], Decision, dict[str, Any]]
+ResponseKey = tuple[str, str | None, str, str | None]
+_MAX_RESPONSES_PER_VERDICT = 32
+
+
+class VerdictCache(Protocol):
+    """The in-process verdict cache, read and written without the event loop."""
+
+    def get_fresh(self, key: str) -> Any: ...
+
+    def put(self, key: str, value: Any, expires_at: float) -> None: ...
+
+
+class Router(Protocol):
+    """Which provider judges a token (:class:`~idp_authorizer.aws.router.ProviderRouter`)."""
+
+    @property
+    def providers(self) -> tuple[Provider, ...]: ...
+
+    @property
+    def introspector(self) -> Provider | None: ...
+
+    def select(self, token: str) -> Provider: ...
+
+
+class DecisionSink(Protocol):
+    """Where each decision is written (the decision log)."""
+
+    def write(
+        self,
+        *,
+        outcome: str,
+        code: str,
+        principal: Principal | None,
+        cache_hit: bool,
+        latency_us: float,
+        cold_start: bool,
+        request: Request | None,
+        fingerprint: str | None,
+    ) -> None: ...
+
+
+class Meter(Protocol):
+    """Per-invocation metrics (``IDP_METRICS``)."""
+
+    def flush(self, decision: Decision, cache_hit: bool, had_token: bool, started: float) -> None: ...
+
+
+class Verdict:
+    """A verified principal as cached, with the responses already rendered for it, per request shape and ARN."""
+
+    __slots__ = ("principal", "responses")
+
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+        self.responses: dict[ResponseKey, tuple[Decision, dict[str, Any]]] = {}
+
+    def response_key(self, request: Request) -> ResponseKey:
+        # Every field a decision reads: the ARN, and the method the event names (which must agree with it).
+        return request.shape, request.arn.value if request.arn else None, request.method, request.template
+
+
+class DecisionPath:
+    """Turns one event into one response. Build it once per container (the composition root does)."""
+
+    def __init__(
+        self,
+        router: Router,
+        responder: Responder,
+        *,
+        sources: Sequence[TokenSource],
+        cache: VerdictCache,
+        log: DecisionSink,
+        negative_seconds: float = 10.0,
+        max_token_bytes: int = 10 * 1024,
+        metrics: Meter | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        self.router = router
+        self.responder = responder
+        self.cache = cache
+        self.log = log
+        self.metrics = metrics
+        self._sources = tuple(sources)
+        self._negative_seconds = negative_seconds
+        self._max_token_bytes = max_token_bytes
+        self._clock = clock
+        self._cache_seconds = {p.name: p.cache_seconds for p in router.providers}
+        self._claims_used = responder.claims_used()
+        self._cold = True
+        self._introspected_routes = responder.table.introspects
+        if self._introspected_routes and router.introspector is None:
+            # Fail closed at build time: a route that demands introspection must never get less.
+            raise ConfigurationError(
+                "configuration_error", "IDP_ROUTES: a route sets introspect but no introspection provider is configured"
+            )
+
+    def flow(self, event: object) -> Flow:
+        """Decide ``event``: yields what must be awaited (IdP calls), returns the response."""
+        started = time.perf_counter()
+        request, fingerprint, known = self._lookup(event)
+        cache_hit = known is not None
+        if known is None:
+            assert request is not None and request.token is not None and fingerprint is not None
+            decision = self._verify_local(request.token)
+            if decision is None:
+                decision = yield self._verify(request.token)
+            known = self._remember(fingerprint, decision)
+        if self._introspected_routes and self._needs_introspection(request, known):
+            assert request is not None and request.token is not None
+            check = self._introspect_local(request.token)
+            if check is None:
+                check = yield self._introspect(request.token)
+            known = known if check.outcome == "allow" else check
+        return self._respond(request, known, fingerprint, cache_hit, started)
+
+    # -- steps --------------------------------------------------------------------------------
+
+    def _lookup(self, event: object) -> tuple[Request | None, str | None, Verdict | Decision | None]:
+        """Parse the event; answer from the verdict cache, or say verification is needed (``None``)."""
+        try:
+            request = parse_event(event, self._sources)
+        except InvalidToken as exc:
+            # Keep the shape when it is known, so a 2.0 simple-response event is refused in its own form.
+            return refused_request(event), None, decision_for(exc)
+        token = request.token
+        if token is None:
+            return request, None, decision_for(InvalidToken("missing_token"))
+        if len(token) > self._max_token_bytes:
+            return request, None, decision_for(InvalidToken("token_too_large"))
+        fingerprint = hashlib.sha256(token.encode()).hexdigest()
+        cached = self.cache.get_fresh(fingerprint)
+        if cached is None:
+            return request, fingerprint, None
+        if type(cached) is Verdict:
+            return request, fingerprint, cached
+        return request, fingerprint, decision_for(InvalidToken(str(cached)))
+
+    def _verify_local(self, token: str) -> Decision | None:
+        try:
+            provider = self.router.select(token)
+            if provider.issuer is None:
+                # JWT providers decode the token strictly (base64url parts only); others get the RFC 6750 check.
+                check_token_syntax(token)
+            principal = provider.verify_local(token)
+        except AuthorizerError as exc:
+            return decision_for(exc)
+        return None if principal is None else Decision("allow", "verified", principal)
+
+    async def _verify(self, token: str) -> Decision:
+        try:
+            principal = await self.router.select(token).verify(token)
+        except AuthorizerError as exc:
+            return decision_for(exc)
+        return Decision("allow", "verified", principal)
+
+    def _needs_introspection(self, request: Request | None, known: Verdict | Decision) -> bool:
+        """Whether the response for a JWT would reach a route marked ``introspect``: the IdP must confirm it.
+
+        Checked on every request, cached verdict or not, so a revocation shows within the
+        introspection cache window whatever the JWT verdict cache holds.
+        """
+        introspector = self.router.introspector
+        if type(known) is not Verdict or request is None or introspector is None:
+            return False
+        principal = known.principal
+        if principal.provider == introspector.name:
+            return False  # judged by the IdP already
+        table = self.responder.table
+        if not self.responder.simple(request):
+            return table.needs_introspection(principal, None, whole_api=True)
+        return any(table.needs_introspection(principal, r, whole_api=False) for r in self.responder.routes(request))
+
+    def _introspect_local(self, token: str) -> Decision | None:
+        """From the introspection cache: an ``allow`` if the token is active, the refusal, or ``None`` (I/O needed)."""
+        assert self.router.introspector is not None
+        try:
+            principal = self.router.introspector.verify_local(token)
+        except AuthorizerError as exc:
+            return decision_for(exc)
+        return None if principal is None else Decision("allow", "active", principal)
+
+    async def _introspect(self, token: str) -> Decision:
+        """Ask the introspection provider: an ``allow`` if the token is active, else the refusal."""
+        assert self.router.introspector is not None
+        try:
+            principal = await self.router.introspector.verify(token)
+        except AuthorizerError as exc:
+            return decision_for(exc)
+        return Decision("allow", "active", principal)
+
+    def _remember(self, fingerprint: str, decision: Decision) -> Verdict | Decision:
+        """Cache a verdict until the earliest of the token's ``exp`` and the configured maximum."""
+        now = self._clock()
+        principal = decision.principal
+        if principal is not None:
+            seconds = self._cache_seconds.get(principal.provider, 0.0)
+            if seconds <= 0:
+                return Verdict(principal)
+            # A cached verdict keeps only the claims a response can read: a tenth of the memory per entry.
+            claims = principal.claims
+            kept = {name: claims[name] for name in self._claims_used if name in claims}
+            verdict = Verdict(principal._replace(claims=MappingProxyType(kept) if kept else NO_CLAIMS))
+            self.cache.put(fingerprint, verdict, min(principal.expires_at, now + seconds))
+            return verdict
+        if decision.outcome == "invalid" and self._negative_seconds > 0:
+            self.cache.put(fingerprint, decision.code, now + self._negative_seconds)
+        return decision
+
+    def _respond(
+        self,
+        request: Request | None,
+        known: Verdict | Decision,
+        fingerprint: str | None,
+        cache_hit: bool,
+        started: float,
+    ) -> dict[str, Any]:
+        if type(known) is not Verdict:
+            assert isinstance(known, Decision)
+            self._log_decision(request, known, fingerprint, cache_hit, started)
+            return self.responder.render(request, known)
+        assert request is not None
+        key = known.response_key(request)
+        memo = known.responses.get(key)
+        if memo is None:
+            decision, response = self.responder.answer(request, known.principal)
+            self._log_decision(request, decision, fingerprint, cache_hit, started)
+            if len(known.responses) < _MAX_RESPONSES_PER_VERDICT:
+                known.responses[shared(key)] = (decision, response)
+            return response
+        self._log_decision(request, memo[0], fingerprint, cache_hit, started)
+        return memo[1]
+
+    def _log_decision(
+        self, request: Request | None, decision: Decision, fingerprint: str | None, cache_hit: bool, started: float
+    ) -> None:
+        self.log.write(
+            outcome=decision.outcome,
+            code=decision.code,
+            principal=decision.principal,
+            cache_hit=cache_hit,
+            latency_us=(time.perf_counter() - started) * 1e6,
+            cold_start=self._cold,
+            request=request,
+            fingerprint=fingerprint,
+        )
+        self._cold = False
+        if self.metrics is not None:  # IDP_METRICS; when off, this check is all the hot path pays
+            self.metrics.flush(decision, cache_hit, fingerprint is not None, started)
