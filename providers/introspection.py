@@ -18,12 +18,16 @@ Faults: outages and configuration faults (:class:`UpstreamUnavailable`, a 500 th
 cache) are never cached here either. A 400 is judged by its OAuth ``error`` code (see
 :meth:`IntrospectionProvider._introspect`): one blaming the client or the request is a configuration
 fault, any other a refusal of the token.
+
+Driver: the endpoint is ``IDP_INTROSPECTION_URL``, else the ``introspection_endpoint`` of the
+discovery document of ``IDP_ISSUER`` (:func:`endpoints`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,10 +38,12 @@ from urllib.parse import quote_plus
 from idp_authorizer.core.clock import Clock
 from idp_authorizer.core.errors import InvalidToken, UpstreamUnavailable
 from idp_authorizer.core.principal import Principal, has_control_characters, scopes_from_claims, shared
+from idp_authorizer.core.provider import Accepts
 from idp_authorizer.infra.cache import BoundedMemoryCache
-from idp_authorizer.infra.http import HttpClient, HttpStatusError
+from idp_authorizer.infra.http import HttpClient, HttpStatusError, check_url
 from idp_authorizer.infra.shared_cache import digest, shared_key
 from idp_authorizer.jose.jwt import numeric_date
+from providers.driver import Driver, Endpoints, Parts, ProviderOptions
 
 if TYPE_CHECKING:
     from idp_authorizer.infra.shared_cache import SharedTier
@@ -122,6 +128,7 @@ class IntrospectionProvider:
         clock: Clock = time.time,
     ) -> None:
         self.name = name
+        self.accepts: Accepts = "opaque"
         self.issuer: str | None = None  # opaque tokens carry no iss to route by
         self.cache_seconds = cache_seconds
         self.negative_seconds = negative_seconds
@@ -326,6 +333,44 @@ class IntrospectionProvider:
             del self._inflight[key]
         if not future.cancelled():
             future.exception()  # retrieved here, so an unawaited failure is not reported as lost
+
+
+def endpoints(config: ProviderOptions) -> Endpoints:
+    """``IDP_INTROSPECTION_URL``, else discovery's ``introspection_endpoint`` (``IDP_ISSUER`` is then set)."""
+    if config.introspection_url is not None:
+        return Endpoints(config.issuer, "introspection_endpoint", url=config.introspection_url)
+    from providers.oidc import discovery_url
+
+    assert config.issuer is not None
+    return Endpoints(config.issuer, "introspection_endpoint", discovery=discovery_url(config.issuer))
+
+
+def build(config: ProviderOptions, parts: Parts) -> IntrospectionProvider:
+    settings = parts.settings
+    where = endpoints(config)
+    endpoint: Endpoint
+    if where.url is not None:
+        endpoint = check_url(where.url, "IDP_INTROSPECTION_URL", allow_loopback_http=settings.allow_loopback_http)
+    else:
+        assert where.issuer is not None
+        endpoint = functools.partial(parts.discovery(where.issuer).endpoint, "introspection_endpoint")
+    assert config.client_id is not None and config.client_secret is not None
+    credentials = ClientCredentials(config.client_id, config.client_secret.get_secret_value(), config.client_auth)
+    return IntrospectionProvider(
+        config.label,
+        parts.http,
+        endpoint,
+        credentials,
+        IntrospectionRules(config.issuer, frozenset(config.audience), settings.leeway_seconds),
+        cache=parts.cache,
+        shared=parts.shared,
+        cache_seconds=settings.introspection_cache_seconds,
+        negative_seconds=settings.negative_cache_seconds,
+        clock=parts.clock,
+    )
+
+
+DRIVER = Driver(endpoints, build)
 
 
 def _text(response: Mapping[str, Any], name: str) -> str | None:

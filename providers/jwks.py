@@ -1,21 +1,25 @@
 """Generic JWT access-token verifier against a JWK Set URL (``IDP_PROVIDER=jwks``).
 
-The OIDC and Auth0 providers are this verifier with the key set URL found another way.
+The OIDC and Auth0 providers are this verifier with the key set URL found another way: their driver
+modules derive other :class:`~providers.driver.Endpoints` and build it with :func:`build_verifier`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from types import MappingProxyType
 from typing import Any
 
 from idp_authorizer.core.clock import Clock
 from idp_authorizer.core.errors import InvalidToken
 from idp_authorizer.core.principal import Principal, has_control_characters, scopes_from_claims, shared
-from idp_authorizer.infra.keyset import JwksStore
+from idp_authorizer.core.provider import Accepts
+from idp_authorizer.infra.http import check_url
+from idp_authorizer.infra.keyset import JwksStore, KeySetPolicy
 from idp_authorizer.jose.jwk import VerifyingKey
 from idp_authorizer.jose.jwt import ClaimRules, CompactJws, check_header, decompose
+from providers.driver import Driver, Endpoints, Parts, ProviderOptions
 
 
 class JwksProvider:
@@ -33,6 +37,7 @@ class JwksProvider:
         clock: Clock = time.time,
     ) -> None:
         self.name = name
+        self.accepts: Accepts = "jwt"
         self.issuer: str | None = rules.issuer
         self.cache_seconds = cache_seconds
         self.store = store
@@ -75,6 +80,45 @@ class JwksProvider:
             kid=key.kid,
             claims=MappingProxyType(claims),
         )
+
+
+def endpoints(config: ProviderOptions) -> Endpoints:
+    """``IDP_JWKS_URL``, for tokens of ``IDP_ISSUER``; no discovery."""
+    assert config.issuer is not None
+    return Endpoints(config.issuer, "jwks_uri", url=config.jwks_url)
+
+
+def build(config: ProviderOptions, parts: Parts) -> JwksProvider:
+    return build_verifier(config, parts, endpoints(config))
+
+
+def build_verifier(config: ProviderOptions, parts: Parts, where: Endpoints) -> JwksProvider:
+    """The verifier for tokens of ``where.issuer``, its keys from ``where.url`` or else from discovery."""
+    settings = parts.settings
+    assert where.issuer is not None
+    source: str | Callable[[], Awaitable[str]]
+    if where.url is not None:
+        source = check_url(where.url, "IDP_JWKS_URL", allow_loopback_http=settings.allow_loopback_http)
+    else:
+        source = parts.discovery(where.issuer).jwks_uri
+    policy = KeySetPolicy(
+        max_age=settings.jwks_max_age_seconds,
+        cooldown=settings.jwks_cooldown_seconds,
+        stale_seconds=settings.jwks_stale_seconds,
+    )
+    store = JwksStore(parts.http, source, config.algorithms, policy, parts.clock, shared=parts.documents("jwks"))
+    return JwksProvider(
+        config.label,
+        store,
+        ClaimRules(where.issuer, frozenset(config.audience), settings.leeway_seconds),
+        config.algorithms,
+        required_typ=config.required_typ,
+        cache_seconds=settings.token_cache_seconds,
+        clock=parts.clock,
+    )
+
+
+DRIVER = Driver(endpoints, build)
 
 
 def _identity(claims: Mapping[str, Any]) -> tuple[str, str | None]:

@@ -3,6 +3,10 @@
 https://openid.net/specs/openid-connect-discovery-1_0.html section 4: the document is at
 ``{issuer}/.well-known/openid-configuration`` and its ``issuer`` must equal the configured issuer
 exactly (section 4.3), or the document is refused: a mismatch is how a mix-up attack looks.
+
+The driver is the generic JWKS verifier (:func:`providers.jwks.build_verifier`) with its key set URL
+read from ``jwks_uri`` (unless ``IDP_JWKS_URL`` is set); :class:`Discovery` also serves the
+introspection driver its ``introspection_endpoint``.
 """
 
 from __future__ import annotations
@@ -14,15 +18,32 @@ from typing import TYPE_CHECKING, Any
 from idp_authorizer.core.clock import Clock
 from idp_authorizer.core.errors import UpstreamUnavailable
 from idp_authorizer.infra.http import HttpClient, check_url
+from providers.driver import Driver, Endpoints, Parts, ProviderOptions
 
 if TYPE_CHECKING:
     from idp_authorizer.infra.shared_cache import SharedDocuments
+    from providers.jwks import JwksProvider
 
 _RETRY_AFTER = 5.0
 
 
 def discovery_url(issuer: str) -> str:
     return issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+
+def endpoints(config: ProviderOptions) -> Endpoints:
+    """The discovery document of ``IDP_ISSUER``; its ``jwks_uri`` unless ``IDP_JWKS_URL`` is set."""
+    assert config.issuer is not None
+    return Endpoints(config.issuer, "jwks_uri", url=config.jwks_url, discovery=discovery_url(config.issuer))
+
+
+def build(config: ProviderOptions, parts: Parts) -> JwksProvider:
+    from providers.jwks import build_verifier
+
+    return build_verifier(config, parts, endpoints(config))
+
+
+DRIVER = Driver(endpoints, build)
 
 
 class Discovery:

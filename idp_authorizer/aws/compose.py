@@ -1,29 +1,29 @@
 """The composition root: settings in, a ready :class:`Authorizer` out. No I/O here.
 
-Each provider kind's driver is imported only when configured, so a cold start pays for one driver;
-the shared cache tier's client library (redis, aiomcache) only when ``IDP_CACHE_URL`` names it.
+Each configured provider is built by its kind's driver (:mod:`idp_authorizer.aws.registry`), whose
+module is imported only then, so a cold start pays for one driver; the shared cache tier's client
+library (redis, aiomcache) only when ``IDP_CACHE_URL`` names it. :class:`Collaborators` is what the
+drivers are given (it fits :class:`providers.driver.Parts`).
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from idp_authorizer.aws.registry import build_provider
 from idp_authorizer.aws.router import ProviderRouter
 from idp_authorizer.aws.runtime import Authorizer
-from idp_authorizer.aws.settings import ProviderConfig, Settings
+from idp_authorizer.aws.settings import Settings
 from idp_authorizer.core.clock import Clock
-from idp_authorizer.core.errors import ConfigurationError
 from idp_authorizer.core.outcome import Responder
 from idp_authorizer.infra.cache import BoundedMemoryCache
-from idp_authorizer.infra.http import HttpClient, check_url
+from idp_authorizer.infra.http import HttpClient
 from idp_authorizer.infra.log import DecisionLog
 
 if TYPE_CHECKING:
-    from idp_authorizer.core.provider import Provider
     from idp_authorizer.infra.metrics import Metrics
     from idp_authorizer.infra.shared_cache import SharedDocuments, SharedTier
     from providers.oidc import Discovery
@@ -87,7 +87,6 @@ def build_authorizer(settings: Settings, *, clock: Clock = time.time, http: Http
     providers = [build_provider(config, parts) for config in settings.provider_configs()]
     if metrics is not None:
         metrics.watch_providers(providers)
-    _check_distinct(providers)
     responder = Responder(
         settings.route_table(), settings.response, settings.context_claims, settings.usage_identifier_claim
     )
@@ -119,99 +118,4 @@ def _instrument(settings: Settings, http: HttpClient | None, clock: Clock) -> tu
         timeout=settings.http_timeout_seconds,
         connect_timeout=settings.http_connect_timeout_seconds,
         max_bytes=settings.http_max_response_bytes,
-    )
-
-
-def _check_distinct(providers: list[Provider]) -> None:
-    names = [p.name for p in providers]
-    if len(set(names)) != len(names):
-        raise ConfigurationError("configuration_error", "IDP_PROVIDERS: give each provider a distinct name")
-    issuers = [p.issuer for p in providers if p.issuer is not None]
-    if len(set(issuers)) != len(issuers):
-        raise ConfigurationError("configuration_error", "IDP_PROVIDERS: each issuer may have one provider only")
-    if len(providers) - len(issuers) > 1:
-        # Opaque tokens carry nothing to choose between two introspection endpoints by.
-        raise ConfigurationError("configuration_error", "IDP_PROVIDERS: configure one introspection provider at most")
-
-
-def build_provider(config: ProviderConfig, parts: Collaborators) -> Provider:
-    """One provider driver, imported lazily by kind."""
-    if config.provider == "introspection":
-        return _introspection_provider(config, parts)
-    return _jwt_provider(config, parts)
-
-
-def _introspection_provider(config: ProviderConfig, parts: Collaborators) -> Provider:
-    from providers.introspection import ClientCredentials, Endpoint, IntrospectionProvider, IntrospectionRules
-
-    settings = parts.settings
-    assert config.client_id is not None and config.client_secret is not None
-    endpoint: Endpoint
-    if config.introspection_url is not None:
-        loopback = settings.allow_loopback_http
-        endpoint = check_url(config.introspection_url, "IDP_INTROSPECTION_URL", allow_loopback_http=loopback)
-    else:
-        assert config.issuer is not None
-        endpoint = functools.partial(parts.discovery(config.issuer).endpoint, "introspection_endpoint")
-    credentials = ClientCredentials(config.client_id, config.client_secret.get_secret_value(), config.client_auth)
-    return IntrospectionProvider(
-        config.label,
-        parts.http,
-        endpoint,
-        credentials,
-        IntrospectionRules(config.issuer, frozenset(config.audience), settings.leeway_seconds),
-        cache=parts.cache,
-        shared=parts.shared,
-        cache_seconds=settings.introspection_cache_seconds,
-        negative_seconds=settings.negative_cache_seconds,
-        clock=parts.clock,
-    )
-
-
-def _jwt_provider(config: ProviderConfig, parts: Collaborators) -> Provider:
-    from idp_authorizer.infra.keyset import JwksStore, KeySetPolicy
-    from idp_authorizer.jose.jwt import ClaimRules
-    from providers.jwks import JwksProvider
-
-    settings = parts.settings
-    loopback = settings.allow_loopback_http
-    if config.provider == "auth0":
-        from providers.auth0 import auth0_issuer, auth0_jwks_url
-
-        assert config.auth0_domain is not None
-        try:
-            issuer, url = auth0_issuer(config.auth0_domain), auth0_jwks_url(config.auth0_domain)
-        except ValueError as exc:
-            raise ConfigurationError("configuration_error", str(exc)) from None
-        source: object = url
-    elif config.provider == "oidc" and config.jwks_url is None:
-        assert config.issuer is not None
-        issuer = config.issuer
-        source = parts.discovery(issuer).jwks_uri
-    else:
-        assert config.issuer is not None and config.jwks_url is not None
-        issuer = config.issuer
-        source = check_url(config.jwks_url, "IDP_JWKS_URL", allow_loopback_http=loopback)
-    policy = KeySetPolicy(
-        max_age=settings.jwks_max_age_seconds,
-        cooldown=settings.jwks_cooldown_seconds,
-        stale_seconds=settings.jwks_stale_seconds,
-    )
-    store = JwksStore(
-        parts.http,
-        source,  # type: ignore[arg-type]
-        config.algorithms,
-        policy,
-        parts.clock,
-        shared=parts.documents("jwks"),
-    )
-    rules = ClaimRules(issuer, frozenset(config.audience), settings.leeway_seconds)
-    return JwksProvider(
-        config.label,
-        store,
-        rules,
-        config.algorithms,
-        required_typ=config.required_typ,
-        cache_seconds=settings.token_cache_seconds,
-        clock=parts.clock,
     )

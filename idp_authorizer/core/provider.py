@@ -1,12 +1,22 @@
-"""The seam every identity-provider driver fits: one token in, a :class:`Principal` out, or an error."""
+"""The seam every identity-provider driver fits: one token in, a :class:`Principal` out, or an error.
+
+A provider states which tokens it claims (:data:`Accepts`, with ``issuer``), so the router can pick
+one by the token's form and unverified ``iss`` alone; how each kind is built from the settings is
+the driver registry's business (:mod:`idp_authorizer.aws.registry`).
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from idp_authorizer.core.principal import Principal
 
+Accepts = Literal["jwt", "opaque"]
+"""Which tokens a provider claims: ``"jwt"``, a compact JWS whose unverified ``iss`` is the provider's
+``issuer`` (RFC 7519); ``"opaque"``, any other token, judged by asking the IdP (RFC 7662)."""
 
+
+@runtime_checkable
 class Provider(Protocol):
     """An IdP driver. Collaborators come in through the constructor; ``__init__`` does no I/O.
 
@@ -15,8 +25,9 @@ class Provider(Protocol):
     """
 
     name: str
+    accepts: Accepts
     issuer: str | None
-    """The ``iss`` this provider owns (JWT providers), used to route tokens among several providers."""
+    """The ``iss`` a ``"jwt"`` provider owns (never ``None`` for one); ``None`` for an ``"opaque"`` provider."""
     cache_seconds: float
     """Longest a positive verdict may be reused (never past the token's ``exp``)."""
 
@@ -26,4 +37,8 @@ class Provider(Protocol):
 
     async def verify(self, token: str) -> Principal:
         """Verify the token, fetching what is missing."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the provider holds open (HTTP session, shared cache client); idempotent."""
         ...

@@ -94,11 +94,22 @@ def _header(header_b64: bytes) -> dict[str, Any]:
     return _json_object(b64url_decode(header_b64))
 
 
+_last: tuple[str, CompactJws] | None = None
+
+
 def decompose(token: str) -> CompactJws:
     """Split and decode a compact JWS; raises :class:`InvalidToken` for anything malformed.
 
+    The last token decoded is remembered (by identity): routing by ``iss``, the cached-key attempt and
+    the verification after a key fetch all read the same request's token, which is decoded once.
+    Callers read the result and never change it.
+
     Each part must be non-empty strict base64url (no padding, no ``+``, ``/`` or other characters).
     """
+    global _last  # noqa: PLW0603 - a one-entry memo for the request being decided
+    last = _last
+    if last is not None and last[0] is token:
+        return last[1]
     try:
         data = token.encode("ascii")
     except UnicodeEncodeError:
@@ -114,7 +125,9 @@ def decompose(token: str) -> CompactJws:
         signature = b64url_decode(signature_b64)
     except (ValueError, RecursionError, UnicodeError, binascii.Error) as exc:
         raise InvalidToken("malformed_token", "token parts are not base64url JSON") from exc
-    return CompactJws(header, claims, data[: len(header_b64) + 1 + len(payload_b64)], signature)
+    jws = CompactJws(header, claims, data[: len(header_b64) + 1 + len(payload_b64)], signature)
+    _last = (token, jws)
+    return jws
 
 
 def check_header(header: Mapping[str, Any], algorithms: Collection[str], required_typ: str | None) -> tuple[str, str]:

@@ -1,8 +1,9 @@
 """The IdP side of ``idp-authorizer doctor``: discovery, key set, introspection endpoint, clock.
 
-Each check fetches what the authorizer would fetch, with the same URL rules and timeouts, and
-turns what it sees into :class:`~idp_authorizer.tools.report.Finding` values. Nothing here prints or
-returns a token or a secret; URLs are shown without credentials or query.
+Each check fetches what the authorizer would fetch: the URLs come from the provider's driver
+(:func:`idp_authorizer.aws.registry.endpoints`, the derivation the runtime builds with), fetched with
+the same URL rules and timeouts. What it sees becomes :class:`~idp_authorizer.tools.report.Finding`
+values. Nothing here prints or returns a token or a secret; URLs are shown without credentials or query.
 """
 
 from __future__ import annotations
@@ -11,15 +12,19 @@ import base64
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
 
+from idp_authorizer.aws.registry import endpoints
 from idp_authorizer.aws.settings import ProviderConfig
 from idp_authorizer.core.clock import Clock
 from idp_authorizer.core.errors import ConfigurationError, UpstreamUnavailable
 from idp_authorizer.infra.http import HttpClient, HttpResponse, check_url
 from idp_authorizer.jose.jwk import ASYMMETRIC_ALGORITHMS, build_key_set
 from idp_authorizer.tools.report import Finding, note, ok, problem, shown_url
+
+if TYPE_CHECKING:
+    from providers.driver import Endpoints
 
 PROBE_TOKEN = "idp-authorizer-doctor-probe-not-a-token"  # noqa: S105 - a made-up token, on purpose
 SKEW_NOTE_SECONDS = 5.0
@@ -53,33 +58,22 @@ class Checkup:
         return f"IDP_{field.upper()}" if self._index is None else f"IDP_PROVIDERS[{self._index}].{field}"
 
     async def run(self) -> list[Finding]:
-        config = self.config
-        issuer, jwks_url = config.issuer, config.jwks_url
-        if config.provider == "auth0":
-            from providers.auth0 import auth0_issuer, auth0_jwks_url
-
-            assert config.auth0_domain is not None
-            issuer, jwks_url = auth0_issuer(config.auth0_domain), auth0_jwks_url(config.auth0_domain)
+        where = endpoints(self.config)  # what the provider fetches, derived by its driver as at run time
         document: Mapping[str, Any] = {}
-        wants_discovery = config.provider in ("oidc", "auth0") or (
-            config.provider == "introspection" and config.introspection_url is None
-        )
-        if wants_discovery and issuer is not None:
-            document = await self.discovery(issuer)
-        if config.provider == "introspection":
-            endpoint = config.introspection_url or document.get("introspection_endpoint")
-            await self.introspection(endpoint if isinstance(endpoint, str) else None)
+        if where.discovery is not None and where.issuer is not None:
+            document = await self.discovery(where)
+        url = where.url or document.get(where.fetches)
+        if where.fetches == "introspection_endpoint":
+            await self.introspection(url if isinstance(url, str) else None)
         else:
-            url = jwks_url or document.get("jwks_uri")
             await self.key_set(url if isinstance(url, str) else None)
         return self.findings + ([self._clock_finding] if self._clock_finding else [])
 
-    async def discovery(self, issuer: str) -> Mapping[str, Any]:
-        """``{issuer}/.well-known/openid-configuration``; its ``issuer`` must equal ours exactly."""
-        from providers.oidc import discovery_url
-
-        url = discovery_url(issuer)
-        response = await self._fetch(url, "discovery", "issuer" if self.config.provider != "auth0" else "auth0_domain")
+    async def discovery(self, where: Endpoints) -> Mapping[str, Any]:
+        """The discovery document (``{issuer}/.well-known/openid-configuration``); its ``issuer`` must equal ours."""
+        issuer, url = where.issuer, where.discovery
+        assert url is not None
+        response = await self._fetch(url, "discovery", where.issuer_setting)
         if response is None:
             return {}
         found = response.body.get("issuer")

@@ -126,9 +126,7 @@ async def _providers(settings: Settings, http: HttpClient, clock: Clock) -> list
 
 async def _close(authorizer: Authorizer) -> None:
     for provider in authorizer.router.providers:
-        closer = getattr(provider, "close", None)
-        if closer is not None:
-            await closer()
+        await provider.close()
 
 
 def _claim_hint(token: str, code: str) -> str:
