@@ -14,11 +14,19 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from idp_authorizer.tools.invoke import Shape
 
 DEMO_AUDIENCE = "demo-api"
 DEMO_ROUTES = {"GET /pets": ["pets:read"], "POST /pets": ["pets:write"]}
 DEMO_ARN = "arn:aws:execute-api:us-east-1:123456789012:demo123/prod/{verb}/pets"
+DEMO_SHAPES: tuple[tuple[str, Shape], ...] = (
+    ("REST TOKEN", "rest-token"),
+    ("REST REQUEST", "rest-request"),
+    ("HTTP API 2.0", "http-v2"),
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -167,28 +175,10 @@ def _dev_idp(args: argparse.Namespace) -> int:
 
 def demo_events(token: str | None, verb: str) -> dict[str, dict[str, Any]]:
     """The same request in three event shapes."""
-    arn = DEMO_ARN.format(verb=verb)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return {
-        "REST TOKEN": {"type": "TOKEN", "authorizationToken": f"Bearer {token}" if token else "", "methodArn": arn},
-        "REST REQUEST": {
-            "type": "REQUEST",
-            "methodArn": arn,
-            "resource": "/pets",
-            "path": "/pets",
-            "httpMethod": verb,
-            "headers": headers,
-            "requestContext": {"requestId": "demo-request"},
-        },
-        "HTTP API 2.0": {
-            "version": "2.0",
-            "type": "REQUEST",
-            "routeArn": arn,
-            "routeKey": f"{verb} /pets",
-            "headers": {k.lower(): v for k, v in headers.items()},
-            "requestContext": {"requestId": "demo-request"},
-        },
-    }
+    from idp_authorizer.tools.invoke import build_event
+
+    api = DEMO_ARN.format(verb=verb).rsplit("/", 2)[0]
+    return {shape: build_event(kind, token, f"{verb} /pets", api=api) for shape, kind in DEMO_SHAPES}
 
 
 def _demo(_: argparse.Namespace) -> int:
@@ -225,27 +215,17 @@ def _demo(_: argparse.Namespace) -> int:
 
 def describe(call: Callable[[], dict[str, Any] | str], arn: str) -> str:
     """One line: what API Gateway would do with the handler's answer for the request ``arn``."""
-    from idp_authorizer.core.responses import evaluate
-    from idp_authorizer.core.route_policy import RouteResources
+    from idp_authorizer.tools.invoke import answer
 
-    try:
-        response = call()
-    except Exception as exc:
-        return (
-            "401 Unauthorized (raised 'Unauthorized')" if str(exc) == "Unauthorized" else f"500 ({type(exc).__name__})"
-        )
-    if isinstance(response, str):
-        return "401 Unauthorized (returned 'Unauthorized')"
-    if "isAuthorized" in response:
-        verdict = "ALLOW" if response["isAuthorized"] else "DENY 403"
-        return f"{verdict:<9} simple response, context keys {sorted(response.get('context', {}))}"
-    statements = response["policyDocument"]["Statement"]
-    resources = {s["Effect"]: tuple(s["Resource"]) for s in statements}
-    verdict = (
-        "ALLOW" if evaluate(RouteResources(resources.get("Allow", ()), resources.get("Deny", ())), arn) else "DENY 403"
-    )
-    summary = "; ".join(f"{effect} {' '.join(r.split(':', 5)[5] for r in res)}" for effect, res in resources.items())
-    return f"{verdict:<9} IAM policy for {response['principalId']}: {summary}"
+    found = answer(call, arn)
+    if found.status == "401":
+        return f"401 Unauthorized ({found.detail.partition(' ')[0]} 'Unauthorized')"
+    if found.status == "500":
+        return f"500 ({found.detail.removeprefix('raised ').partition(':')[0]})"
+    status = "DENY 403" if found.status == "403" else "ALLOW"
+    if found.detail == "simple response":
+        return f"{status:<9} simple response, context keys {sorted((found.response or {}).get('context', {}))}"
+    return f"{status:<9} {found.detail}"
 
 
 if __name__ == "__main__":

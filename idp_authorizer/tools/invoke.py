@@ -112,8 +112,22 @@ def invoke(event: dict[str, Any]) -> Invocation:
     return Invocation(verdict, allowed, response, captured.getvalue().splitlines())
 
 
-def judge(call: Callable[[], dict[str, Any] | str], arn: str) -> tuple[str, bool, dict[str, Any] | None]:
-    """``(verdict, allowed, response)``: what API Gateway would do with the handler's answer for ``arn``."""
+@dataclass(frozen=True, slots=True)
+class GatewayAnswer:
+    """What API Gateway would do with one handler answer for one request ARN."""
+
+    status: Literal["ALLOW", "403", "401", "500"]
+    detail: str
+    """What the handler gave: ``simple response``, ``IAM policy for ...``, ``raised ...``."""
+    response: dict[str, Any] | None
+
+    @property
+    def allowed(self) -> bool:
+        return self.status == "ALLOW"
+
+
+def answer(call: Callable[[], dict[str, Any] | str], arn: str) -> GatewayAnswer:
+    """Call the handler and read its answer for the request ``arn`` as API Gateway does."""
     from idp_authorizer.core.responses import evaluate
     from idp_authorizer.core.route_policy import RouteResources
 
@@ -121,19 +135,34 @@ def judge(call: Callable[[], dict[str, Any] | str], arn: str) -> tuple[str, bool
         response = call()
     except Exception as exc:
         if str(exc) == "Unauthorized":
-            return "401 Unauthorized (the handler raised Exception('Unauthorized'))", False, None
-        return f"500 Internal Server Error (the handler raised {type(exc).__name__}: {exc})", False, None
+            return GatewayAnswer("401", "raised Exception('Unauthorized')", None)
+        return GatewayAnswer("500", f"raised {type(exc).__name__}: {exc}", None)
     if isinstance(response, str):  # IS_OFFLINE: the 401 returned as serverless-offline expects it
-        return "401 Unauthorized (the handler returned 'Unauthorized')", False, None
+        return GatewayAnswer("401", "returned 'Unauthorized'", None)
     if "isAuthorized" in response:
-        allowed = response["isAuthorized"] is True
-        return ("ALLOW" if allowed else "403 Forbidden") + " (simple response)", allowed, response
+        return GatewayAnswer("ALLOW" if response["isAuthorized"] is True else "403", "simple response", response)
     statements = response["policyDocument"]["Statement"]
     resources = {s["Effect"]: tuple(s["Resource"]) for s in statements}
     allowed = evaluate(RouteResources(resources.get("Allow", ()), resources.get("Deny", ())), arn)
     summary = "; ".join(f"{effect} {' '.join(r.split(':', 5)[5] for r in res)}" for effect, res in resources.items())
-    verdict = "ALLOW" if allowed else "403 Forbidden"
-    return f"{verdict} (IAM policy for {response['principalId']}: {summary})", allowed, response
+    return GatewayAnswer(
+        "ALLOW" if allowed else "403", f"IAM policy for {response['principalId']}: {summary}", response
+    )
+
+
+_STATUS_LINES = {
+    "ALLOW": "ALLOW",
+    "403": "403 Forbidden",
+    "401": "401 Unauthorized",
+    "500": "500 Internal Server Error",
+}
+
+
+def judge(call: Callable[[], dict[str, Any] | str], arn: str) -> tuple[str, bool, dict[str, Any] | None]:
+    """``(verdict, allowed, response)``: the verdict line ``invoke`` prints."""
+    found = answer(call, arn)
+    detail = f"the handler {found.detail}" if found.status in ("401", "500") else found.detail
+    return f"{_STATUS_LINES[found.status]} ({detail})", found.allowed, found.response
 
 
 def render(invocation: Invocation) -> str:
