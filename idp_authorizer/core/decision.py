@@ -7,7 +7,7 @@ Lambda, with ``await`` for async callers (:mod:`idp_authorizer.aws.runtime`). A 
 yields, so it never enters the loop. Caches, the decision log and metrics come in through the
 constructor; the path itself does no I/O.
 
-A repeated token is answered from its cached :class:`Verdict`, usually with a response rendered before
+A repeated token is answered from its cached :class:`CachedPrincipal`, usually with a response rendered before
 for the same ARN: no verification, no rule matching, no policy building.
 """
 
@@ -74,7 +74,7 @@ class Meter(Protocol):
     def flush(self, decision: Decision, cache_hit: bool, had_token: bool, started: float) -> None: ...
 
 
-class Verdict:
+class CachedPrincipal:
     """A verified principal as cached, with the responses already rendered for it, per request shape and ARN."""
 
     __slots__ = ("principal", "responses")
@@ -144,7 +144,7 @@ class DecisionPath:
 
     # -- steps --------------------------------------------------------------------------------
 
-    def _lookup(self, event: object) -> tuple[Request | None, str | None, Verdict | Decision | None]:
+    def _lookup(self, event: object) -> tuple[Request | None, str | None, CachedPrincipal | Decision | None]:
         """Parse the event; answer from the verdict cache, or say verification is needed (``None``)."""
         try:
             request = parse_event(event, self._sources)
@@ -160,7 +160,7 @@ class DecisionPath:
         cached = self.cache.get_fresh(fingerprint)
         if cached is None:
             return request, fingerprint, None
-        if type(cached) is Verdict:
+        if type(cached) is CachedPrincipal:
             return request, fingerprint, cached
         return request, fingerprint, decision_for(InvalidToken(str(cached)))
 
@@ -182,14 +182,14 @@ class DecisionPath:
             return decision_for(exc)
         return Decision("allow", "verified", principal)
 
-    def _needs_introspection(self, request: Request | None, known: Verdict | Decision) -> bool:
+    def _needs_introspection(self, request: Request | None, known: CachedPrincipal | Decision) -> bool:
         """Whether the response for a JWT would reach a route marked ``introspect``: the IdP must confirm it.
 
         Checked on every request, cached verdict or not, so a revocation shows within the
         introspection cache window whatever the JWT verdict cache holds.
         """
         introspector = self.router.introspector
-        if type(known) is not Verdict or request is None or introspector is None:
+        if type(known) is not CachedPrincipal or request is None or introspector is None:
             return False
         principal = known.principal
         if principal.provider == introspector.name:
@@ -217,18 +217,18 @@ class DecisionPath:
             return decision_for(exc)
         return Decision("allow", "active", principal)
 
-    def _remember(self, fingerprint: str, decision: Decision) -> Verdict | Decision:
+    def _remember(self, fingerprint: str, decision: Decision) -> CachedPrincipal | Decision:
         """Cache a verdict until the earliest of the token's ``exp`` and the configured maximum."""
         now = self._clock()
         principal = decision.principal
         if principal is not None:
             seconds = self._cache_seconds.get(principal.provider, 0.0)
             if seconds <= 0:
-                return Verdict(principal)
+                return CachedPrincipal(principal)
             # A cached verdict keeps only the claims a response can read: a tenth of the memory per entry.
             claims = principal.claims
             kept = {name: claims[name] for name in self._claims_used if name in claims}
-            verdict = Verdict(principal._replace(claims=MappingProxyType(kept) if kept else NO_CLAIMS))
+            verdict = CachedPrincipal(principal._replace(claims=MappingProxyType(kept) if kept else NO_CLAIMS))
             self.cache.put(fingerprint, verdict, min(principal.expires_at, now + seconds))
             return verdict
         if decision.outcome == "invalid" and self._negative_seconds > 0:
@@ -238,12 +238,12 @@ class DecisionPath:
     def _respond(
         self,
         request: Request | None,
-        known: Verdict | Decision,
+        known: CachedPrincipal | Decision,
         fingerprint: str | None,
         cache_hit: bool,
         started: float,
     ) -> dict[str, Any]:
-        if type(known) is not Verdict:
+        if type(known) is not CachedPrincipal:
             assert isinstance(known, Decision)
             self._log_decision(request, known, fingerprint, cache_hit, started)
             return self.responder.render(request, known)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
+from idp_authorizer.core import iam
 from idp_authorizer.core.errors import (
     AuthorizerError,
     AuthorizerUnavailable,
@@ -26,7 +27,7 @@ from idp_authorizer.core.errors import (
 )
 from idp_authorizer.core.events import Request
 from idp_authorizer.core.principal import Principal
-from idp_authorizer.core.responses import evaluate, iam_policy, principal_context, simple_response, within_budget
+from idp_authorizer.core.responses import iam_policy, principal_context, simple_response, within_budget
 from idp_authorizer.core.route_policy import PolicyBuilder, RouteResources, incoming_only
 from idp_authorizer.core.rules import RouteTable, Rule
 
@@ -99,9 +100,6 @@ class Responder:
             return Decision("allow", "allowed", principal)
         return Decision("deny", "insufficient_scope", principal)
 
-    def permits(self, request: Request, principal: Principal) -> bool:
-        return self.decide(request, principal).outcome == "allow"
-
     def answer(self, request: Request, principal: Principal) -> tuple[Decision, dict[str, Any]]:
         """The decision for a verified principal and the response that carries it.
 
@@ -113,7 +111,7 @@ class Responder:
             return decision, self.render(request, decision)
         assert request.arn is not None
         resources = self.builder.resources(principal, request.arn, True)
-        if not evaluate(resources, request.arn.value):
+        if not iam.allowed(resources.allow, resources.deny, request.arn.value):
             decision = Decision("deny", "wildcard_in_path", principal)
             resources = self.builder.resources(principal, request.arn, False)
         return decision, self._iam(request, principal, resources, decision.outcome == "allow")

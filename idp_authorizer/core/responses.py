@@ -15,18 +15,12 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from idp_authorizer.core import iam
 from idp_authorizer.core.principal import Principal, has_control_characters, shared
 from idp_authorizer.core.route_policy import RouteResources
 
 RESULT_BUDGET = 7 * 1024
 """API Gateway refuses authorizer results over 8 KB; keep a margin for what it adds."""
 _CONTEXT_VALUE_BUDGET = 1024
-
-
-def evaluate(resources: RouteResources, resource: str) -> bool:
-    """How API Gateway judges ``resource`` under ``resources`` (explicit Deny wins, then an Allow)."""
-    return iam.allowed(resources.allow, resources.deny, resource)
 
 
 def iam_policy(

@@ -88,7 +88,7 @@ class PolicyBuilder:
         prefix = stage_prefix(arn)
         if not table.meets_required(principal):
             return RouteResources((), (prefix + "/*",))
-        key = tuple(rule.allows(principal) for rule in table.all_rules)
+        key = tuple(rule.permits(principal) for rule in table.all_rules)
         suffixes = self._memo.get(key)
         if suffixes is None:
             if len(self._memo) >= _MEMO_MAX:
@@ -104,8 +104,8 @@ class PolicyBuilder:
 
     def _suffixes(self, principal: Principal) -> _Suffixes:
         table = self.table
-        allowed = [rule for rule in table.rules if rule.allows(principal)]
-        denied = [rule for rule in table.rules if not rule.allows(principal)]
+        allowed = [rule for rule in table.rules if rule.permits(principal)]
+        denied = [rule for rule in table.rules if not rule.permits(principal)]
         if table.permits(principal, table.default):
             allow, deny = ["*"], [glob for rule in denied for glob in globs(rule)]
         else:

@@ -90,7 +90,7 @@ class Rule:
         ranks = tuple(_GREEDY if s == GREEDY else _PARAM if s == PARAM else _LITERAL for s in self.segments)
         return ranks, 0 if self.methods == METHODS else 1
 
-    def allows(self, principal: Principal) -> bool:
+    def permits(self, principal: Principal) -> bool:
         """Whether ``principal`` meets this rule's scope and claim requirements."""
         scopes = principal.scopes
         if self.any_scopes and scopes.isdisjoint(self.any_scopes):
@@ -249,7 +249,7 @@ class RouteTable:
         Gateway may replay it on any route; a simple response speaks for the incoming ``rule`` alone.
         """
         if whole_api:
-            return self.meets_required(principal) and any(r.introspect and r.allows(principal) for r in self.all_rules)
+            return self.meets_required(principal) and any(r.introspect and r.permits(principal) for r in self.all_rules)
         return rule is not None and rule.introspect and self.permits(principal, rule)
 
     def meets_required(self, principal: Principal) -> bool:
@@ -261,9 +261,9 @@ class RouteTable:
             return False
         if rule is None:
             return self.empty or self.allow_unlisted
-        return rule.allows(principal)
+        return rule.permits(principal)
 
-    def decide(self, principal: Principal, verb: str, path: str) -> bool:
+    def permits_request(self, principal: Principal, verb: str, path: str) -> bool:
         """The decision for a request ``verb path`` (the ARN's): routed, then :meth:`permits`."""
         return self.permits(principal, self.route(verb, path))
 

@@ -128,8 +128,7 @@ class GatewayAnswer:
 
 def answer(call: Callable[[], dict[str, Any] | str], arn: str) -> GatewayAnswer:
     """Call the handler and read its answer for the request ``arn`` as API Gateway does."""
-    from idp_authorizer.core.responses import evaluate
-    from idp_authorizer.core.route_policy import RouteResources
+    from idp_authorizer.core import iam
 
     try:
         response = call()
@@ -143,7 +142,7 @@ def answer(call: Callable[[], dict[str, Any] | str], arn: str) -> GatewayAnswer:
         return GatewayAnswer("ALLOW" if response["isAuthorized"] is True else "403", "simple response", response)
     statements = response["policyDocument"]["Statement"]
     resources = {s["Effect"]: tuple(s["Resource"]) for s in statements}
-    allowed = evaluate(RouteResources(resources.get("Allow", ()), resources.get("Deny", ())), arn)
+    allowed = iam.allowed(resources.get("Allow", ()), resources.get("Deny", ()), arn)
     summary = "; ".join(f"{effect} {' '.join(r.split(':', 5)[5] for r in res)}" for effect, res in resources.items())
     return GatewayAnswer(
         "ALLOW" if allowed else "403", f"IAM policy for {response['principalId']}: {summary}", response
