@@ -61,10 +61,14 @@ SCENARIOS: list[str] = []
 
 
 class FakeClock:
-    """Wall-clock seconds that move only when told to."""
+    """Wall-clock seconds that move only when told to.
+
+    It starts on the next whole second: tokens minted right after carry a whole-second ``iat`` that
+    must not lie in this clock's future.
+    """
 
     def __init__(self) -> None:
-        self.now = time.time()
+        self.now = float(int(time.time()) + 1)
 
     def __call__(self) -> float:
         return self.now

@@ -167,7 +167,7 @@ class DecisionPath:
     def _verify_local(self, token: str) -> Decision | None:
         try:
             provider = self.router.select(token)
-            if provider.issuer is None:
+            if provider.accepts == "opaque":
                 # JWT providers decode the token strictly (base64url parts only); others get the RFC 6750 check.
                 check_token_syntax(token)
             principal = provider.verify_local(token)
