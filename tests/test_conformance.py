@@ -350,7 +350,8 @@ def test_revoked_token_refused_once_the_cache_window_passed(oidc_op: OidcOp, con
 
 def test_opaque_token_refused_after_expiry(oidc_op: OidcOp, configure: Configure) -> None:
     configure(introspection_env(oidc_op, IDP_INTROSPECTION_CACHE_SECONDS="300"))
-    token = oidc_op.token(CLIENT_BASIC, ttl_resource("opaque", 1), "read")
+    # 3 s: long enough to be valid at the first call on a loaded machine, short enough to wait out.
+    token = oidc_op.token(CLIENT_BASIC, ttl_resource("opaque", 3), "read")
     exp = oidc_op.introspect(token)["exp"]
     assert call(token_event(token)) != "401"
     time.sleep(max(0.0, exp - time.time()) + 0.05)
