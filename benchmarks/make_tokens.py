@@ -91,6 +91,14 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+def tamper_signature(token: str) -> str:
+    """The same header and payload, one bit of the signature flipped: well-formed, signature invalid."""
+    head, _, sig_b64 = token.rpartition(".")
+    sig = bytearray(base64.urlsafe_b64decode(sig_b64 + "=" * (-len(sig_b64) % 4)))
+    sig[len(sig) // 2] ^= 0x01
+    return f"{head}.{b64url(bytes(sig))}"
+
+
 def negatives_for(alg: str, key: Key) -> dict[str, str]:
     """Tokens that must be refused. ``required_by`` in meta.json says which verifier must refuse which."""
     base = sign(alg, key, claims_for(alg, 0, "neg"))
@@ -102,10 +110,7 @@ def negatives_for(alg: str, key: Key) -> dict[str, str]:
     tampered_payload = b64url(json.dumps(tampered_claims, separators=(",", ":")).encode())
     tampered = f"{header_b64}.{tampered_payload}.{sig_b64}"
 
-    # Same payload, one byte of the signature flipped.
-    sig = bytearray(base64.urlsafe_b64decode(sig_b64 + "=" * (-len(sig_b64) % 4)))
-    sig[len(sig) // 2] ^= 0x01
-    bad_signature = f"{header_b64}.{payload_b64}.{b64url(bytes(sig))}"
+    bad_signature = tamper_signature(base)  # same payload, one bit of the signature flipped
 
     alg_none_header = b64url(json.dumps({"alg": "none", "kid": kid_for(alg), "typ": "at+jwt"}).encode())
     alg_none = f"{alg_none_header}.{payload_b64}."
