@@ -195,7 +195,7 @@ class IntrospectionProvider:
             await self._refuse(key, exc.code, answered_at, share=shared)
             raise
         if self.cache_seconds > 0:
-            self._cache.put(key, principal, principal.expires_at)
+            await self._cache.set(key, principal, ttl=principal.expires_at - self._clock())
             if self._shared is not None:
                 kept = {name: value for name, value in response.items() if value != token}
                 stored = {"response": kept, "answered_at": answered_at}
@@ -263,7 +263,7 @@ class IntrospectionProvider:
         if self.negative_seconds <= 0:
             return
         until = answered_at + self.negative_seconds
-        self._cache.put(key, code, until)
+        await self._cache.set(key, code, ttl=until - self._clock())
         if share and self._shared is not None:
             await self._shared.set(shared_key(key), {"refused": code, "answered_at": answered_at}, until)
 

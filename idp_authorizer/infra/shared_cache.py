@@ -11,8 +11,10 @@ each asking the IdP. The in-process :class:`~idp_authorizer.infra.cache.BoundedM
   A reader may bound reuse further by its own settings (introspection verdicts carry ``answered_at``).
 - An outage is never an error for the caller: a short timeout, one WARNING line, then this tier is
   skipped for a few seconds (L1 and the IdP serve meanwhile) and tried again.
-- ``redis`` and ``aiomcache`` are optional extras, imported only when ``IDP_CACHE_URL`` names them
-  (:mod:`idp_authorizer.infra.cache` keeps aiocache from importing them on its own).
+- Redis and Memcached are served by aiocache's own backends, used through the same aiocache
+  interface (``get``, ``set``, ``add``, ``close``) as the in-process tier. Their client libraries,
+  ``redis`` and ``aiomcache``, are optional extras imported only when ``IDP_CACHE_URL`` names them
+  (:mod:`idp_authorizer.infra.aiocache_guard` keeps aiocache from importing them on its own).
 """
 
 from __future__ import annotations
@@ -25,15 +27,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import idp_authorizer.infra.cache  # noqa: F401 - imports aiocache first, without the client libraries
 from idp_authorizer.core.clock import Clock
 from idp_authorizer.core.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from aiocache.base import BaseCache
+from idp_authorizer.infra.aiocache_guard import BaseCache, StringSerializer, memcached_backend, redis_backend
 
 logger = logging.getLogger("idp_authorizer.shared_cache")
 
@@ -66,18 +65,14 @@ class SharedTier:
         connect: Callable[[], BaseCache],
         errors: tuple[type[Exception], ...],
         *,
-        retry_after: float = RETRY_AFTER_SECONDS,
         clock: Clock = time.time,
     ) -> None:
         self._connect = connect
         self._errors: tuple[type[Exception], ...] = (*errors, OSError, EOFError, TimeoutError)
-        self._retry_after = retry_after
         self._clock = clock
         self._backend: tuple[asyncio.AbstractEventLoop, BaseCache] | None = None
         self._skip_until = -math.inf
         self._down = False
-        self.failures = 0
-        """Failed calls, for tests and metrics."""
 
     @property
     def available(self) -> bool:
@@ -158,15 +153,14 @@ class SharedTier:
         return (value, float(expires_at)) if expires_at > self._clock() else None
 
     def _failed(self, exc: BaseException) -> None:
-        self.failures += 1
-        self._skip_until = self._clock() + self._retry_after
+        self._skip_until = self._clock() + RETRY_AFTER_SECONDS
         self._backend = None  # reconnect from scratch next time
         if not self._down:
             self._down = True
             logger.warning(
                 "shared cache unavailable (%s): using the in-process cache and the IdP, retrying in %.0f s",
                 type(exc).__name__,
-                self._retry_after,
+                RETRY_AFTER_SECONDS,
             )
 
     def _recovered(self) -> None:
@@ -245,8 +239,7 @@ def open_shared_tier(url: str, *, clock: Clock = time.time) -> SharedTier | None
 
 def _redis(url: CacheUrl, clock: Clock) -> SharedTier:
     try:
-        from aiocache.backends.redis import RedisCache
-        from aiocache.serializers import StringSerializer
+        redis_cache = redis_backend()
         from redis.exceptions import RedisError
     except ImportError:
         raise ConfigurationError(
@@ -254,7 +247,7 @@ def _redis(url: CacheUrl, clock: Clock) -> SharedTier:
         ) from None
 
     def connect() -> BaseCache:
-        return RedisCache(
+        return redis_cache(
             serializer=StringSerializer(),
             endpoint=url.host,
             port=url.port,
@@ -271,8 +264,7 @@ def _redis(url: CacheUrl, clock: Clock) -> SharedTier:
 
 def _memcached(url: CacheUrl, clock: Clock) -> SharedTier:
     try:
-        from aiocache.backends.memcached import MemcachedCache
-        from aiocache.serializers import StringSerializer
+        memcached_cache = memcached_backend()
         from aiomcache.exceptions import ClientException
     except ImportError:
         raise ConfigurationError(
@@ -281,6 +273,6 @@ def _memcached(url: CacheUrl, clock: Clock) -> SharedTier:
         ) from None
 
     def connect() -> BaseCache:
-        return MemcachedCache(serializer=StringSerializer(), endpoint=url.host, port=url.port, timeout=TIMEOUT_SECONDS)
+        return memcached_cache(serializer=StringSerializer(), endpoint=url.host, port=url.port, timeout=TIMEOUT_SECONDS)
 
     return SharedTier(connect, (ClientException,), clock=clock)

@@ -1,7 +1,9 @@
 """Verification keys from a JWK Set (RFC 7517), each resolved once into ready-to-call verifiers.
 
-joserfc imports and validates each JWK; the public key and the algorithm's padding and hash are
-then resolved once per ``kid``, so verifying a token is one call into ``cryptography``.
+joserfc imports and validates each JWK (its public API only: ``JWKRegistry.import_key``, the key
+classes, their ``public_key`` and ``curve_name``); the padding and hash of each algorithm come from
+RFC 7518 section 3 in :data:`_RSA_SCHEMES` and :data:`_HASHES`, built with ``cryptography``. Both are
+resolved once per ``kid``, so verifying a token is one call into ``cryptography``.
 A key that cannot be used (unknown ``kty``, ``use`` other than ``sig``, ``key_ops`` without
 ``verify``, an ``alg`` outside the allowlist, an RSA modulus under 2048 bits, a symmetric key) is
 skipped on its own; the good keys next to it still work.
@@ -16,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
-from joserfc.jws import JWSRegistry
 
 logger = logging.getLogger("idp_authorizer.jwk")
 
@@ -31,6 +33,13 @@ ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"}
 )
 _EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
+_HASHES: Mapping[str, type[hashes.HashAlgorithm]] = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
+"""By the digits of ``RS256``, ``PS384``, ``ES512``... (RFC 7518 sections 3.3-3.5)."""
+_RSA_SCHEMES: Mapping[str, Callable[[hashes.HashAlgorithm], padding.AsymmetricPadding]] = {
+    "RS": lambda _: padding.PKCS1v15(),  # RSASSA-PKCS1-v1_5, section 3.3
+    # RSASSA-PSS with MGF1 on the same hash and a salt as long as the hash, section 3.5.
+    "PS": lambda digest: padding.PSS(mgf=padding.MGF1(digest), salt_length=digest.digest_size),
+}
 _MIN_RSA_BITS = 2048
 _ASYMMETRIC_KTY = frozenset({"RSA", "EC", "OKP"})
 MAX_KEYS = 100
@@ -117,18 +126,17 @@ def build_key_set(document: Mapping[str, Any], algorithms: Collection[str]) -> d
 
 
 def _verifier(key: Any, alg: str) -> Verify | None:
-    model: Any = JWSRegistry.algorithms.get(alg)
-    if model is None:
-        return None
-    if isinstance(key, RSAKey) and alg[:2] in ("RS", "PS"):
+    scheme, digits = alg[:2], alg[2:]
+    if isinstance(key, RSAKey) and scheme in _RSA_SCHEMES and digits in _HASHES:
         public = key.public_key
         if not isinstance(public, rsa.RSAPublicKey) or public.key_size < _MIN_RSA_BITS:
             return None
-        return _rsa(public, model.padding, model.hash_alg())
+        digest = _HASHES[digits]()
+        return _rsa(public, _RSA_SCHEMES[scheme](digest), digest)
     if isinstance(key, ECKey) and _EC_CURVES.get(alg) == key.curve_name:
         public_ec = key.public_key
         assert isinstance(public_ec, ec.EllipticCurvePublicKey)
-        return _ecdsa(public_ec, ec.ECDSA(model.hash_alg()), (public_ec.curve.key_size + 7) // 8)
+        return _ecdsa(public_ec, ec.ECDSA(_HASHES[digits]()), (public_ec.curve.key_size + 7) // 8)
     if isinstance(key, OKPKey) and alg in ("EdDSA", "Ed25519") and key.curve_name in ("Ed25519", "Ed448"):
         public_ed = key.public_key
         if alg == "Ed25519" and not isinstance(public_ed, ed25519.Ed25519PublicKey):
@@ -138,7 +146,7 @@ def _verifier(key: Any, alg: str) -> Verify | None:
     return None
 
 
-def _rsa(public: rsa.RSAPublicKey, pad: padding.AsymmetricPadding, digest: Any) -> Verify:
+def _rsa(public: rsa.RSAPublicKey, pad: padding.AsymmetricPadding, digest: hashes.HashAlgorithm) -> Verify:
     def verify(message: bytes, signature: bytes) -> bool:
         try:
             public.verify(signature, message, pad, digest)
