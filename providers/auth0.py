@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from idp_authorizer.core.errors import ConfigurationError
+from idp_authorizer.core.errors import ConfigurationError, Reason
 from providers.driver import Driver, Endpoints, Parts, ProviderOptions
 
 if TYPE_CHECKING:
@@ -51,6 +51,6 @@ def _clean(domain: str) -> str:
     host = domain.strip().removeprefix("https://").rstrip("/")
     if not _DOMAIN.fullmatch(host):
         raise ConfigurationError(
-            "configuration_error", "IDP_AUTH0_DOMAIN must be a host name such as example.eu.auth0.com"
+            Reason.CONFIGURATION_ERROR, "IDP_AUTH0_DOMAIN must be a host name such as example.eu.auth0.com"
         )
     return host

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote_plus
 
 from idp_authorizer.core.clock import Clock
-from idp_authorizer.core.errors import InvalidToken, UpstreamUnavailable
+from idp_authorizer.core.errors import InvalidToken, Reason, UpstreamUnavailable
 from idp_authorizer.core.principal import Principal, has_control_characters, scopes_from_claims, shared
 from idp_authorizer.core.provider import Accepts
 from idp_authorizer.infra.cache import BoundedMemoryCache
@@ -95,18 +95,18 @@ class IntrospectionRules:
         """``(exp, audiences)`` of a response that passes; raises :class:`InvalidToken` naming the failure."""
         exp = numeric_date(response, "exp")
         if exp is not None and now >= exp + self.leeway:
-            raise InvalidToken("expired", "token has expired")
+            raise InvalidToken(Reason.EXPIRED, "token has expired")
         nbf = numeric_date(response, "nbf")
         if nbf is not None and nbf > now + self.leeway:
-            raise InvalidToken("not_yet_valid", "token is not valid yet")
+            raise InvalidToken(Reason.NOT_YET_VALID, "token is not valid yet")
         if self.issuer is not None and response.get("iss") != self.issuer:
-            raise InvalidToken("wrong_issuer", "token issuer is not the expected one")
+            raise InvalidToken(Reason.WRONG_ISSUER, "token issuer is not the expected one")
         audiences = _audiences(response.get("aud"))
         if self.audiences and self.audiences.isdisjoint(audiences):
-            raise InvalidToken("wrong_audience", "token audience is not accepted")
+            raise InvalidToken(Reason.WRONG_AUDIENCE, "token audience is not accepted")
         token_type = response.get("token_type")
         if token_type is not None and (not isinstance(token_type, str) or token_type.lower() not in ACCESS_TOKEN_TYPES):
-            raise InvalidToken("wrong_token_type", "the token is not a bearer access token")
+            raise InvalidToken(Reason.WRONG_TOKEN_TYPE, "the token is not a bearer access token")
         return exp, audiences
 
 
@@ -175,7 +175,7 @@ class IntrospectionProvider:
     def _cached(self, key: str) -> Principal | None:
         verdict = self._cache.get_fresh(key)
         if isinstance(verdict, str):
-            raise InvalidToken(verdict, "token refused moments ago")
+            raise InvalidToken(Reason.of(verdict, Reason.INVALID_TOKEN), "token refused moments ago")
         return verdict if isinstance(verdict, Principal) else None
 
     async def _resolve(self, key: str, token: str) -> Principal:
@@ -233,7 +233,8 @@ class IntrospectionProvider:
             if until is None:
                 return None
             self._cache.put(key, refused, until)
-            raise InvalidToken(refused, "token refused moments ago")
+            # A code read back from the shared tier; one this version does not know is still a refusal.
+            raise InvalidToken(Reason.of(refused, Reason.INVALID_TOKEN), "token refused moments ago")
         until = self._reuse_until(value, expires_at, self.cache_seconds)
         if until is None or not isinstance(response, dict) or response.get("active") is not True:
             return None
@@ -296,27 +297,28 @@ class IntrospectionProvider:
             if exc.oauth_error in CLIENT_ERRORS:
                 # The code comes from a fixed set, so it can be logged; the body never is.
                 raise UpstreamUnavailable(
-                    f"introspection_{exc.oauth_error}", "the introspection endpoint refused this client's request"
+                    Reason(f"introspection_{exc.oauth_error}"),
+                    "the introspection endpoint refused this client's request",
                 ) from None
-            raise InvalidToken("introspection_refused", "the introspection endpoint refused this token") from None
+            raise InvalidToken(Reason.INTROSPECTION_REFUSED, "the introspection endpoint refused this token") from None
 
     def _principal(self, response: Mapping[str, Any], until: float) -> Principal:
         """The principal of an ``active`` response, vouched for until ``until`` at most."""
         active = response.get("active")
         if active is False:
-            raise InvalidToken("inactive", "the IdP says the token is not active")
+            raise InvalidToken(Reason.INACTIVE, "the IdP says the token is not active")
         if active is not True:
-            raise UpstreamUnavailable("invalid_introspection", "the introspection response has no boolean active")
+            raise UpstreamUnavailable(Reason.INVALID_INTROSPECTION, "the introspection response has no boolean active")
         exp, audiences = self._rules.check(response, self._clock())
         client_id = _text(response, "client_id")
         subject = _text(response, "sub") or _text(response, "username") or client_id
         if subject is None:
-            raise InvalidToken("missing_sub", "the introspection response names no subject")
+            raise InvalidToken(Reason.MISSING_SUB, "the introspection response names no subject")
         iss = response.get("iss")
         issuer = shared(iss) if isinstance(iss, str) else self._rules.issuer or ""
         # principalId, the issuer and the client id can reach integration request headers (mapping templates).
         if has_control_characters(subject) or has_control_characters(issuer) or has_control_characters(client_id or ""):
-            raise InvalidToken("control_characters", "subject, issuer or client id holds control characters")
+            raise InvalidToken(Reason.CONTROL_CHARACTERS, "subject, issuer or client id holds control characters")
         return Principal(
             subject=subject,
             issuer=issuer,
@@ -385,4 +387,4 @@ def _audiences(value: object) -> tuple[str, ...]:
         return (value,)
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
         return tuple(value)
-    raise InvalidToken("wrong_audience", "token aud is malformed")
+    raise InvalidToken(Reason.WRONG_AUDIENCE, "token aud is malformed")

@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 from idp_authorizer.core.clock import Clock
-from idp_authorizer.core.errors import InvalidToken
+from idp_authorizer.core.errors import InvalidToken, Reason
 from idp_authorizer.core.principal import Principal, has_control_characters, scopes_from_claims, shared
 from idp_authorizer.core.provider import Accepts
 from idp_authorizer.infra.http import check_url
@@ -63,9 +63,9 @@ class JwksProvider:
     def _verified(self, jws: CompactJws, alg: str, key: VerifyingKey) -> Principal:
         verify = key.verifiers.get(alg)
         if verify is None:
-            raise InvalidToken("alg_key_mismatch", "the key with this kid is not for this algorithm")
+            raise InvalidToken(Reason.ALG_KEY_MISMATCH, "the key with this kid is not for this algorithm")
         if not verify(jws.signing_input, jws.signature):
-            raise InvalidToken("bad_signature", "token signature does not verify")
+            raise InvalidToken(Reason.BAD_SIGNATURE, "token signature does not verify")
         claims = jws.unverified_claims  # verified from here on
         exp, audiences = self._rules.check(claims, self._clock())
         subject, client_id = _identity(claims)
@@ -131,8 +131,8 @@ def _identity(claims: Mapping[str, Any]) -> tuple[str, str | None]:
     client_id = claims.get("client_id", claims.get("azp"))
     subject = claims.get("sub", client_id)
     if not isinstance(subject, str) or not subject:
-        raise InvalidToken("missing_sub", "token names no subject")
+        raise InvalidToken(Reason.MISSING_SUB, "token names no subject")
     client = client_id if isinstance(client_id, str) else None
     if has_control_characters(subject) or (client is not None and has_control_characters(client)):
-        raise InvalidToken("control_characters", "token subject or client id holds control characters")
+        raise InvalidToken(Reason.CONTROL_CHARACTERS, "token subject or client id holds control characters")
     return subject, client

@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from idp_authorizer.core.clock import Clock
-from idp_authorizer.core.errors import UpstreamUnavailable
+from idp_authorizer.core.errors import Reason, UpstreamUnavailable
 from idp_authorizer.infra.http import HttpClient, check_url
 from providers.driver import Driver, Endpoints, Parts, ProviderOptions
 
@@ -97,11 +97,11 @@ class Discovery:
         """A URL from the metadata (``jwks_uri``, ``introspection_endpoint``), checked for https."""
         value = (await self.document()).get(name)
         if not isinstance(value, str):
-            raise UpstreamUnavailable("discovery_incomplete", f"discovery document has no {name}")
+            raise UpstreamUnavailable(Reason.DISCOVERY_INCOMPLETE, f"discovery document has no {name}")
         try:
             return check_url(value, name, allow_loopback_http=self._allow_loopback_http)
         except Exception as exc:
-            raise UpstreamUnavailable("discovery_insecure_url", f"discovery {name} is not https") from exc
+            raise UpstreamUnavailable(Reason.DISCOVERY_INSECURE_URL, f"discovery {name} is not https") from exc
 
     async def jwks_uri(self) -> str:
         return await self.endpoint("jwks_uri")
@@ -123,5 +123,5 @@ class Discovery:
         self.fetches += 1
         body = (await self._http.get_json(self.url)).body
         if body.get("issuer") != self.issuer:
-            raise UpstreamUnavailable("issuer_mismatch", "discovery issuer differs from the configured issuer")
+            raise UpstreamUnavailable(Reason.ISSUER_MISMATCH, "discovery issuer differs from the configured issuer")
         return body

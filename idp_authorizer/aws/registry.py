@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from idp_authorizer.core.errors import ConfigurationError
+from idp_authorizer.core.errors import ConfigurationError, Reason
 
 if TYPE_CHECKING:
     from idp_authorizer.aws.compose import Collaborators
@@ -42,7 +42,7 @@ def driver(kind: str) -> Driver:
     module = DRIVERS.get(kind)
     if module is None:
         known = ", ".join(sorted(DRIVERS))
-        raise ConfigurationError("configuration_error", f"IDP_PROVIDER: not a provider kind (one of {known})")
+        raise ConfigurationError(Reason.CONFIGURATION_ERROR, f"IDP_PROVIDER: not a provider kind (one of {known})")
     found = getattr(importlib.import_module(module), "DRIVER", None)
     if not isinstance(found, Driver):
         raise TypeError(f"{module} has no DRIVER")

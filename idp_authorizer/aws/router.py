@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from idp_authorizer.core.errors import ConfigurationError, InvalidToken
+from idp_authorizer.core.errors import ConfigurationError, InvalidToken, Reason
 from idp_authorizer.core.provider import Provider
 from idp_authorizer.jose.jwt import decompose, is_compact_jws
 
@@ -36,12 +36,12 @@ class ProviderRouter:
             return self.providers[0]
         if not is_compact_jws(token):
             if self._opaque is None:
-                raise InvalidToken("malformed_token", "not a JWT and no introspection provider is configured")
+                raise InvalidToken(Reason.MALFORMED_TOKEN, "not a JWT and no introspection provider is configured")
             return self._opaque
         issuer = decompose(token).unverified_claims.get("iss")
         provider = self._by_issuer.get(issuer) if isinstance(issuer, str) else None
         if provider is None:
-            raise InvalidToken("unknown_issuer", "no provider is configured for the token issuer")
+            raise InvalidToken(Reason.UNKNOWN_ISSUER, "no provider is configured for the token issuer")
         return provider
 
 
@@ -49,16 +49,22 @@ def _table(providers: Sequence[Provider]) -> tuple[dict[str, Provider], Provider
     """The JWT providers by the ``iss`` each owns, and the opaque-token provider; each claim has one owner."""
     names = [p.name for p in providers]
     if len(set(names)) != len(names):
-        raise ConfigurationError("configuration_error", "IDP_PROVIDERS: give each provider a distinct name")
+        raise ConfigurationError(Reason.CONFIGURATION_ERROR, "IDP_PROVIDERS: give each provider a distinct name")
     by_issuer: dict[str, Provider] = {}
     for provider in (p for p in providers if p.accepts == "jwt"):
         if provider.issuer is None:
-            raise ConfigurationError("configuration_error", f"provider {provider.name!r} accepts JWTs, names no issuer")
+            raise ConfigurationError(
+                Reason.CONFIGURATION_ERROR, f"provider {provider.name!r} accepts JWTs, names no issuer"
+            )
         if provider.issuer in by_issuer:
-            raise ConfigurationError("configuration_error", "IDP_PROVIDERS: each issuer may have one provider only")
+            raise ConfigurationError(
+                Reason.CONFIGURATION_ERROR, "IDP_PROVIDERS: each issuer may have one provider only"
+            )
         by_issuer[provider.issuer] = provider
     opaque = [p for p in providers if p.accepts == "opaque"]
     if len(opaque) > 1:
         # Opaque tokens carry nothing to choose between two introspection endpoints by.
-        raise ConfigurationError("configuration_error", "IDP_PROVIDERS: configure one introspection provider at most")
+        raise ConfigurationError(
+            Reason.CONFIGURATION_ERROR, "IDP_PROVIDERS: configure one introspection provider at most"
+        )
     return by_issuer, opaque[0] if opaque else None

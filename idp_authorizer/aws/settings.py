@@ -8,7 +8,6 @@ Drivers never read ``os.environ``: they receive these values through their const
 from __future__ import annotations
 
 import json
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -20,9 +19,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from idp_authorizer.core.errors import ConfigurationError
+from idp_authorizer.core.errors import ConfigurationError, Problem, Reason
 from idp_authorizer.core.events import TokenSource
 from idp_authorizer.core.rules import RouteTable
 
@@ -98,7 +97,8 @@ class ProviderConfig(BaseModel):
         if self.provider == "introspection" and not (self.introspection_url or self.issuer):
             missing.append("introspection_url (or issuer, for discovery)")
         if missing:
-            raise ValueError(f"provider {self.provider!r} needs {', '.join(missing)}")
+            variables = tuple(f"IDP_{name.split()[0].upper()}" for name in missing)
+            raise MissingSettingsError(f"provider {self.provider!r} needs {', '.join(missing)}", variables)
         return self
 
     @property
@@ -122,12 +122,12 @@ class Settings(BaseSettings):
     client_secret: SecretStr | None = None
     client_auth: ClientAuth = "client_secret_basic"
     required_typ: str | None = None
-    providers: list[ProviderConfig] | None = None
+    providers: Annotated[list[ProviderConfig] | None, NoDecode] = None
 
     token_sources: Annotated[tuple[TokenSource, ...], NoDecode] = (TokenSource("header", "Authorization"),)
     response: Literal["auto", "iam", "simple"] = "auto"
     required_scopes: CommaList = ()
-    routes: dict[str, Any] = Field(default_factory=dict)
+    routes: Annotated[dict[str, Any], NoDecode] = Field(default_factory=dict)
     routes_default: Literal["deny", "allow"] = "deny"
     context_claims: CommaList = ()
     usage_identifier_claim: str | None = None
@@ -177,6 +177,17 @@ class Settings(BaseSettings):
             return sources
         return value
 
+    @field_validator("providers", "routes", mode="before")
+    @classmethod
+    def _json(cls, value: object) -> object:
+        # Decoded here, not by pydantic-settings, so a bad value is a validation error naming its variable.
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError("is not valid JSON") from None
+
     @field_validator("routes")
     @classmethod
     def _routes(cls, value: dict[str, Any]) -> dict[str, Any]:
@@ -188,7 +199,7 @@ class Settings(BaseSettings):
         if self.providers is not None and self.provider is not None:
             raise ValueError("set IDP_PROVIDER (one provider) or IDP_PROVIDERS (several), not both")
         if self.providers is None and self.provider is None:
-            raise ValueError("IDP_PROVIDER (or IDP_PROVIDERS) is required")
+            raise MissingSettingsError("IDP_PROVIDER (or IDP_PROVIDERS) is required", ("IDP_PROVIDER",))
         if self.providers == []:
             raise ValueError("IDP_PROVIDERS is empty")
         return self
@@ -210,17 +221,23 @@ def load_settings() -> Settings:
         settings = Settings()
         settings.provider_configs()
     except ValidationError as exc:
-        raise ConfigurationError("configuration_error", _describe(exc)) from None
-    except SettingsError as exc:
-        field = re.search(r'field "(\w+)"', str(exc))
-        variable = f"IDP_{field[1].upper()}" if field else "IDP_* settings"
-        raise ConfigurationError("configuration_error", f"{variable}: is not valid JSON") from None
+        raise ConfigurationError(Reason.CONFIGURATION_ERROR, problems=_problems(exc)) from None
+    except MissingSettingsError as exc:
+        raise ConfigurationError(Reason.CONFIGURATION_ERROR, problems=(Problem(str(exc), exc.variables),)) from None
     except ValueError as exc:
-        raise ConfigurationError("configuration_error", str(exc)) from None
+        raise ConfigurationError(Reason.CONFIGURATION_ERROR, str(exc)) from None
     return settings
 
 
-def _describe(exc: ValidationError) -> str:
+class MissingSettingsError(ValueError):
+    """Variables a configuration needs and lacks, named as data."""
+
+    def __init__(self, message: str, variables: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.variables = variables
+
+
+def _problems(exc: ValidationError) -> tuple[Problem, ...]:
     """Name each bad variable with pydantic's message, never the value (it may be a secret)."""
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
@@ -229,5 +246,7 @@ def _describe(exc: ValidationError) -> str:
             loc = []
         variable = f"IDP_{loc[0].upper()}" if loc else "IDP_* settings"
         where = "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc[1:])
-        problems.append(f"{variable}{where}: {error['msg']}")
-    return "; ".join(problems)
+        cause = error.get("ctx", {}).get("error")
+        missing = cause.variables if isinstance(cause, MissingSettingsError) else ()
+        problems.append(Problem(f"{variable}{where}: {error['msg']}", missing))
+    return tuple(problems)

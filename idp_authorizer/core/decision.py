@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from idp_authorizer.core.clock import Clock
-from idp_authorizer.core.errors import AuthorizerError, ConfigurationError, InvalidToken
+from idp_authorizer.core.errors import AuthorizerError, ConfigurationError, InvalidToken, Reason
 from idp_authorizer.core.events import Request, TokenSource, check_token_syntax, parse_event, refused_request
 from idp_authorizer.core.outcome import Decision, Responder, decision_for
 from idp_authorizer.core.principal import NO_CLAIMS, Principal, shared
@@ -120,7 +120,8 @@ class DecisionPath:
         if self._introspected_routes and router.introspector is None:
             # Fail closed at build time: a route that demands introspection must never get less.
             raise ConfigurationError(
-                "configuration_error", "IDP_ROUTES: a route sets introspect but no introspection provider is configured"
+                Reason.CONFIGURATION_ERROR,
+                "IDP_ROUTES: a route sets introspect but no introspection provider is configured",
             )
 
     def flow(self, event: object) -> Flow:
@@ -153,16 +154,17 @@ class DecisionPath:
             return refused_request(event), None, decision_for(exc)
         token = request.token
         if token is None:
-            return request, None, decision_for(InvalidToken("missing_token"))
+            return request, None, decision_for(InvalidToken(Reason.MISSING_TOKEN))
         if len(token) > self._max_token_bytes:
-            return request, None, decision_for(InvalidToken("token_too_large"))
+            return request, None, decision_for(InvalidToken(Reason.TOKEN_TOO_LARGE))
         fingerprint = hashlib.sha256(token.encode()).hexdigest()
         cached = self.cache.get_fresh(fingerprint)
         if cached is None:
             return request, fingerprint, None
         if type(cached) is CachedPrincipal:
             return request, fingerprint, cached
-        return request, fingerprint, decision_for(InvalidToken(str(cached)))
+        # A refusal remembered by its code (the verdict cache holds only codes it was given).
+        return request, fingerprint, decision_for(InvalidToken(Reason.of(str(cached), Reason.INVALID_TOKEN)))
 
     def _verify_local(self, token: str) -> Decision | None:
         try:
@@ -173,14 +175,14 @@ class DecisionPath:
             principal = provider.verify_local(token)
         except AuthorizerError as exc:
             return decision_for(exc)
-        return None if principal is None else Decision("allow", "verified", principal)
+        return None if principal is None else Decision("allow", Reason.VERIFIED, principal)
 
     async def _verify(self, token: str) -> Decision:
         try:
             principal = await self.router.select(token).verify(token)
         except AuthorizerError as exc:
             return decision_for(exc)
-        return Decision("allow", "verified", principal)
+        return Decision("allow", Reason.VERIFIED, principal)
 
     def _needs_introspection(self, request: Request | None, known: CachedPrincipal | Decision) -> bool:
         """Whether the response for a JWT would reach a route marked ``introspect``: the IdP must confirm it.
@@ -206,7 +208,7 @@ class DecisionPath:
             principal = self.router.introspector.verify_local(token)
         except AuthorizerError as exc:
             return decision_for(exc)
-        return None if principal is None else Decision("allow", "active", principal)
+        return None if principal is None else Decision("allow", Reason.ACTIVE, principal)
 
     async def _introspect(self, token: str) -> Decision:
         """Ask the introspection provider: an ``allow`` if the token is active, else the refusal."""
@@ -215,7 +217,7 @@ class DecisionPath:
             principal = await self.router.introspector.verify(token)
         except AuthorizerError as exc:
             return decision_for(exc)
-        return Decision("allow", "active", principal)
+        return Decision("allow", Reason.ACTIVE, principal)
 
     def _remember(self, fingerprint: str, decision: Decision) -> CachedPrincipal | Decision:
         """Cache a verdict until the earliest of the token's ``exp`` and the configured maximum."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from idp_authorizer.core.arn import ExecuteApiArn, parse_arn
-from idp_authorizer.core.errors import InvalidToken
+from idp_authorizer.core.errors import InvalidToken, Reason
 from idp_authorizer.core.rules import METHODS
 
 Shape = Literal["rest-token", "rest-request", "http-v1", "http-v2", "websocket"]
@@ -83,18 +83,18 @@ def detect_shape(event: Mapping[str, Any]) -> Shape:
             return "http-v1"
         if version is None:
             return "rest-request"
-    raise InvalidToken("malformed_event", "unrecognised event shape")
+    raise InvalidToken(Reason.MALFORMED_EVENT, "unrecognised event shape")
 
 
 def parse_event(event: object, sources: Sequence[TokenSource] = DEFAULT_SOURCES) -> Request:
     """Parse an authorizer event into a :class:`Request`."""
     if not isinstance(event, dict):
-        raise InvalidToken("malformed_event", "event is not an object")
+        raise InvalidToken(Reason.MALFORMED_EVENT, "event is not an object")
     shape = detect_shape(event)
     arn = parse_arn(event.get("routeArn" if shape == "http-v2" else "methodArn"))
     if arn is None:
         # API Gateway always sends one; without it no policy can be scoped and no route rule applied.
-        raise InvalidToken("malformed_event", "event has no valid methodArn/routeArn")
+        raise InvalidToken(Reason.MALFORMED_EVENT, "event has no valid methodArn/routeArn")
     method, template = _route(event, shape, arn)
     path = "/" + arn.path
     token = _token(event, shape, sources)
@@ -163,7 +163,7 @@ def _token(event: Mapping[str, Any], shape: Shape, sources: Sequence[TokenSource
         for raw in _raw_values(event, shape, source):
             token = _bearer(raw) if source.kind == "header" else _bare(raw)
             if found is not None and token != found:
-                raise InvalidToken("multiple_tokens", "the request carries more than one token")
+                raise InvalidToken(Reason.MULTIPLE_TOKENS, "the request carries more than one token")
             found = token
     return found
 
@@ -186,7 +186,7 @@ def _named_values(event: Mapping[str, Any], fields: tuple[str, ...], name: str, 
         if table is None:
             continue
         if not isinstance(table, dict):
-            raise InvalidToken("malformed_event", f"{field} is not an object")
+            raise InvalidToken(Reason.MALFORMED_EVENT, f"{field} is not an object")
         for key, value in table.items():
             if (key if exact else str(key).lower()) != wanted:
                 continue
@@ -210,7 +210,7 @@ def _cookie_values(event: Mapping[str, Any], shape: Shape, name: str) -> Iterato
         ]
     for pair in pairs:
         if not isinstance(pair, str):
-            raise InvalidToken("malformed_event", "cookie is not a string")
+            raise InvalidToken(Reason.MALFORMED_EVENT, "cookie is not a string")
         key, sep, value = pair.strip(_OWS).partition("=")
         if sep and key == name:
             yield value.strip(_OWS)
@@ -219,14 +219,14 @@ def _cookie_values(event: Mapping[str, Any], shape: Shape, name: str) -> Iterato
 def _bearer(raw: object) -> str:
     """The token in an Authorization value: ``Bearer <token>`` (scheme case-insensitive) or the bare token."""
     if not isinstance(raw, str) or len(raw) > _MAX_HEADER:
-        raise InvalidToken("malformed_token", "authorization value is not a short string")
+        raise InvalidToken(Reason.MALFORMED_TOKEN, "authorization value is not a short string")
     scheme, sep, rest = raw.strip(_OWS).partition(" ")
     if not sep:
         if scheme.lower() == "bearer":
-            raise InvalidToken("malformed_token", "Bearer scheme without a token")
+            raise InvalidToken(Reason.MALFORMED_TOKEN, "Bearer scheme without a token")
         return _bare(scheme)
     if scheme.lower() != "bearer":
-        raise InvalidToken("malformed_token", "authorization scheme is not Bearer")
+        raise InvalidToken(Reason.MALFORMED_TOKEN, "authorization scheme is not Bearer")
     return _bare(rest.strip(_OWS))
 
 
@@ -235,11 +235,11 @@ def _bare(raw: object) -> str:
     # control characters, is checked by check_token_syntax on a cache miss only, since a token found in
     # the verdict cache passed it when it was first seen.
     if not isinstance(raw, str) or not raw or len(raw) > _MAX_HEADER or not raw.isascii() or " " in raw:
-        raise InvalidToken("malformed_token", "token has characters a bearer token cannot have")
+        raise InvalidToken(Reason.MALFORMED_TOKEN, "token has characters a bearer token cannot have")
     return raw
 
 
 def check_token_syntax(token: str) -> None:
     """Refuse a token that is not an RFC 6750 ``b64token`` (section 2.1)."""
     if _B64TOKEN.fullmatch(token) is None:
-        raise InvalidToken("malformed_token", "token has characters a bearer token cannot have")
+        raise InvalidToken(Reason.MALFORMED_TOKEN, "token has characters a bearer token cannot have")

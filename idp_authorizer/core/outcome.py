@@ -19,12 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from idp_authorizer.core import iam
-from idp_authorizer.core.errors import (
-    AuthorizerError,
-    AuthorizerUnavailable,
-    ConfigurationError,
-    UpstreamUnavailable,
-)
+from idp_authorizer.core.errors import OUTCOMES, AuthorizerError, AuthorizerUnavailable, Outcome, Reason
 from idp_authorizer.core.events import Request
 from idp_authorizer.core.principal import Principal
 from idp_authorizer.core.responses import iam_policy, principal_context, simple_response, within_budget
@@ -33,7 +28,6 @@ from idp_authorizer.core.rules import RouteTable, Rule
 
 logger = logging.getLogger("idp_authorizer.runtime")
 
-Outcome = Literal["allow", "deny", "invalid", "unavailable"]
 ResponseMode = Literal["auto", "iam", "simple"]
 
 
@@ -41,17 +35,18 @@ class Decision(NamedTuple):
     """What the authorizer concluded about one request, before it takes a wire shape."""
 
     outcome: Outcome
-    code: str
+    code: Reason
     principal: Principal | None = None
 
 
 def decision_for(error: AuthorizerError) -> Decision:
-    """The outcome of an error, in this one place: a fault of the IdP or of the configuration is
-    ``unavailable`` (a 500 API Gateway does not cache), never ``invalid`` (a 401 it may cache)."""
-    if isinstance(error, UpstreamUnavailable | ConfigurationError):
+    """The decision an error leads to, by the one table of reasons (:data:`~idp_authorizer.core.errors.OUTCOMES`):
+    a fault of the IdP or of the configuration is ``unavailable`` (a 500 API Gateway does not cache),
+    never ``invalid`` (a 401 it may cache)."""
+    outcome = OUTCOMES[error.code]
+    if outcome == "unavailable":
         logger.warning("identity provider unavailable or misconfigured: %s", error.code)
-        return Decision("unavailable", error.code)
-    return Decision("invalid", error.code)
+    return Decision(outcome, error.code)
 
 
 def unauthorized() -> Exception:
@@ -97,8 +92,8 @@ class Responder:
     def decide(self, request: Request, principal: Principal) -> Decision:
         """What the rules say about this request for ``principal`` (every route it names must allow it)."""
         if request.arn is not None and all(self.table.permits(principal, rule) for rule in self.routes(request)):
-            return Decision("allow", "allowed", principal)
-        return Decision("deny", "insufficient_scope", principal)
+            return Decision("allow", Reason.ALLOWED, principal)
+        return Decision("deny", Reason.INSUFFICIENT_SCOPE, principal)
 
     def answer(self, request: Request, principal: Principal) -> tuple[Decision, dict[str, Any]]:
         """The decision for a verified principal and the response that carries it.
@@ -112,7 +107,7 @@ class Responder:
         assert request.arn is not None
         resources = self.builder.resources(principal, request.arn, True)
         if not iam.allowed(resources.allow, resources.deny, request.arn.value):
-            decision = Decision("deny", "wildcard_in_path", principal)
+            decision = Decision("deny", Reason.WILDCARD_IN_PATH, principal)
             resources = self.builder.resources(principal, request.arn, False)
         return decision, self._iam(request, principal, resources, decision.outcome == "allow")
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from idp_authorizer.core.errors import ConfigurationError, UpstreamUnavailable
+from idp_authorizer.core.errors import ConfigurationError, Reason, UpstreamUnavailable
 
 _LOOPBACK_NAMES = {"localhost"}
 _ERROR_BODY_BYTES = 4096
@@ -49,7 +49,7 @@ def check_url(url: str, what: str, *, allow_loopback_http: bool = True) -> str:
         return url
     if host and parts.scheme == "http" and allow_loopback_http and is_loopback(host):
         return url
-    raise ConfigurationError("insecure_url", f"{what} must be an https:// URL (http:// only to loopback hosts)")
+    raise ConfigurationError(Reason.INSECURE_URL, f"{what} must be an https:// URL (http:// only to loopback hosts)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,7 @@ class HttpStatusError(UpstreamUnavailable):
     """
 
     def __init__(self, status: int, oauth_error: str | None = None) -> None:
-        super().__init__(f"http_{status}", f"the IdP answered {status}")
+        super().__init__(Reason.http(status), f"the IdP answered {status}")
         self.status = status
         self.oauth_error = oauth_error
 
@@ -123,7 +123,7 @@ class HttpClient:
             except _NotSentError:
                 return await self._request(method, url, form=form, headers=headers)
         except _ConnectionFailedError as exc:
-            raise UpstreamUnavailable("idp_unreachable", "connection to the IdP failed") from exc
+            raise UpstreamUnavailable(Reason.IDP_UNREACHABLE, "connection to the IdP failed") from exc
 
     async def _request(
         self,
@@ -153,7 +153,7 @@ class HttpClient:
             raise _ConnectionFailedError from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise UpstreamUnavailable(
-                "idp_timeout" if isinstance(exc, TimeoutError) else "idp_error", type(exc).__name__
+                Reason.IDP_TIMEOUT if isinstance(exc, TimeoutError) else Reason.IDP_ERROR, type(exc).__name__
             ) from exc
 
     async def _oauth_error(self, response: aiohttp.ClientResponse) -> str | None:
@@ -170,13 +170,13 @@ class HttpClient:
         limit = self._max_bytes if limit is None else limit
         length = response.content_length
         if length is not None and length > limit:
-            raise UpstreamUnavailable("response_too_large", "the IdP response exceeds the size limit")
+            raise UpstreamUnavailable(Reason.RESPONSE_TOO_LARGE, "the IdP response exceeds the size limit")
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_chunked(64 * 1024):
             size += len(chunk)
             if size > limit:
-                raise UpstreamUnavailable("response_too_large", "the IdP response exceeds the size limit")
+                raise UpstreamUnavailable(Reason.RESPONSE_TOO_LARGE, "the IdP response exceeds the size limit")
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -193,7 +193,7 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except (ValueError, RecursionError) as exc:
-        raise UpstreamUnavailable("invalid_json", "the IdP response is not JSON") from exc
+        raise UpstreamUnavailable(Reason.INVALID_JSON, "the IdP response is not JSON") from exc
     if not isinstance(value, dict):
-        raise UpstreamUnavailable("invalid_json", "the IdP response is not a JSON object")
+        raise UpstreamUnavailable(Reason.INVALID_JSON, "the IdP response is not a JSON object")
     return value

@@ -19,10 +19,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from idp_authorizer.core.clock import Clock
-from idp_authorizer.core.errors import InvalidToken, UpstreamUnavailable
+from idp_authorizer.core.errors import InvalidToken, Reason, UpstreamUnavailable
 from idp_authorizer.infra.http import HttpClient
 from idp_authorizer.jose.jwk import VerifyingKey, build_key_set
 
@@ -90,7 +90,7 @@ class JwksStore:
             return key
         if key is None and age < self._policy.max_age and now - self._penalty_at < self._policy.cooldown:
             self.penalty_hits += 1
-            raise InvalidToken("unknown_kid", "no key with this kid (key set refreshed recently)")
+            raise InvalidToken(Reason.UNKNOWN_KID, "no key with this kid (key set refreshed recently)")
         try:
             await self.refresh(kid)
         except UpstreamUnavailable:
@@ -102,14 +102,14 @@ class JwksStore:
         key = self._keys.get(kid)
         if key is None:
             self._penalty_at = self._clock()
-            raise InvalidToken("unknown_kid", "no key with this kid")
+            raise InvalidToken(Reason.UNKNOWN_KID, "no key with this kid")
         return key
 
     async def refresh(self, kid: str | None = None) -> None:
         """Fetch the key set once, shared by every concurrent caller; ``kid`` is the key being looked for."""
         if self._inflight is None:
             if self._clock() - self._failed_at < self._policy.retry_after:
-                raise UpstreamUnavailable("idp_backoff", "the key set fetch failed moments ago")
+                raise UpstreamUnavailable(Reason.IDP_BACKOFF, "the key set fetch failed moments ago")
             self._inflight = asyncio.ensure_future(self._fetch(kid))
         inflight = self._inflight
         try:
@@ -128,9 +128,9 @@ class JwksStore:
             try:
                 keys = build_key_set(response.body, self._algorithms)
             except ValueError as exc:
-                raise UpstreamUnavailable("invalid_jwks", "the key set is not a JWK Set") from exc
+                raise UpstreamUnavailable(Reason.INVALID_JWKS, "the key set is not a JWK Set") from exc
             if not keys:
-                raise UpstreamUnavailable("invalid_jwks", "the key set has no usable keys")
+                raise UpstreamUnavailable(Reason.INVALID_JWKS, "the key set has no usable keys")
         except UpstreamUnavailable as exc:
             self._failed_at = self._clock()
             logger.warning("key set fetch failed: %s", exc.code)
@@ -164,13 +164,6 @@ class JwksStore:
 
     async def close(self) -> None:
         await self._http.close()
-
-    def hydrate(self, document: dict[str, Any], fetched_at: float | None = None) -> bool:
-        """Load a key set obtained elsewhere (shared cache, init-time warm-up) as if fetched at ``fetched_at``."""
-        keys = build_key_set(document, self._algorithms)
-        if keys:
-            self._adopt(keys, self._clock() if fetched_at is None else fetched_at)
-        return bool(keys)
 
     def _adopt(self, keys: dict[str, VerifyingKey], fetched_at: float) -> None:
         self._keys = keys

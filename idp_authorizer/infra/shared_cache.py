@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from idp_authorizer.core.clock import Clock
-from idp_authorizer.core.errors import ConfigurationError
+from idp_authorizer.core.errors import ConfigurationError, Reason
 from idp_authorizer.infra.aiocache_guard import BaseCache, StringSerializer, memcached_backend, redis_backend
 
 logger = logging.getLogger("idp_authorizer.shared_cache")
@@ -222,7 +222,7 @@ def parse_cache_url(url: str) -> CacheUrl | None:
         pass
     # The URL may carry a password: name the variable, never echo the value.
     raise ConfigurationError(
-        "configuration_error",
+        Reason.CONFIGURATION_ERROR,
         "IDP_CACHE_URL: use memory://, redis://host:port/db, rediss://... or memcached://host:port",
     )
 
@@ -243,7 +243,8 @@ def _redis(url: CacheUrl, clock: Clock) -> SharedTier:
         from redis.exceptions import RedisError
     except ImportError:
         raise ConfigurationError(
-            "configuration_error", "IDP_CACHE_URL: redis:// needs the redis extra (pip install idp-authorizer[redis])"
+            Reason.CONFIGURATION_ERROR,
+            "IDP_CACHE_URL: redis:// needs the redis extra (pip install idp-authorizer[redis])",
         ) from None
 
     def connect() -> BaseCache:
@@ -268,7 +269,7 @@ def _memcached(url: CacheUrl, clock: Clock) -> SharedTier:
         from aiomcache.exceptions import ClientException
     except ImportError:
         raise ConfigurationError(
-            "configuration_error",
+            Reason.CONFIGURATION_ERROR,
             "IDP_CACHE_URL: memcached:// needs the memcached extra (pip install idp-authorizer[memcached])",
         ) from None
 

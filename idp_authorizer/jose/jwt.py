@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from idp_authorizer.core.errors import InvalidToken
+from idp_authorizer.core.errors import InvalidToken, Reason
 
 _B64URL = bytes.maketrans(b"-_", b"+/")
 # By length mod 4, the characters that may end a canonical part: after a whole quantum any of the
@@ -113,10 +113,10 @@ def decompose(token: str) -> CompactJws:
     try:
         data = token.encode("ascii")
     except UnicodeEncodeError:
-        raise InvalidToken("malformed_token", "token is not ASCII") from None
+        raise InvalidToken(Reason.MALFORMED_TOKEN, "token is not ASCII") from None
     parts = data.split(b".")
     if len(parts) != 3:
-        code = "jwe_not_supported" if len(parts) == 5 else "malformed_token"
+        code = Reason.JWE_NOT_SUPPORTED if len(parts) == 5 else Reason.MALFORMED_TOKEN
         raise InvalidToken(code, "not a JWS compact serialization")
     header_b64, payload_b64, signature_b64 = parts
     try:
@@ -124,7 +124,7 @@ def decompose(token: str) -> CompactJws:
         claims = _json_object(b64url_decode(payload_b64))
         signature = b64url_decode(signature_b64)
     except (ValueError, RecursionError, UnicodeError, binascii.Error) as exc:
-        raise InvalidToken("malformed_token", "token parts are not base64url JSON") from exc
+        raise InvalidToken(Reason.MALFORMED_TOKEN, "token parts are not base64url JSON") from exc
     jws = CompactJws(header, claims, data[: len(header_b64) + 1 + len(payload_b64)], signature)
     _last = (token, jws)
     return jws
@@ -134,16 +134,16 @@ def check_header(header: Mapping[str, Any], algorithms: Collection[str], require
     """``(alg, kid)`` of a header that passes the allowlist; raises :class:`InvalidToken` otherwise."""
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in algorithms:
-        raise InvalidToken("alg_not_allowed", "token algorithm is not allowed")
+        raise InvalidToken(Reason.ALG_NOT_ALLOWED, "token algorithm is not allowed")
     if "crit" in header:
         # RFC 7515 section 4.1.11: extensions we do not understand make the token invalid.
-        raise InvalidToken("crit_not_supported", "token has critical header extensions")
+        raise InvalidToken(Reason.CRIT_NOT_SUPPORTED, "token has critical header extensions")
     if header.get("b64", True) is not True:
         # RFC 7797: false asks for an unencoded payload, which is never accepted; any other value is malformed.
-        raise InvalidToken("malformed_token", "b64 must be absent or true: unencoded payloads are not accepted")
+        raise InvalidToken(Reason.MALFORMED_TOKEN, "b64 must be absent or true: unencoded payloads are not accepted")
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid or len(kid) > 256:
-        raise InvalidToken("missing_kid", "token header has no usable kid")
+        raise InvalidToken(Reason.MISSING_KID, "token header has no usable kid")
     _check_typ(header.get("typ", _ABSENT), required_typ)
     if not _HEADER_FORMS.keys().isdisjoint(header):
         _check_forms(header)
@@ -175,7 +175,7 @@ def _check_forms(header: Mapping[str, Any]) -> None:
     # RFC does not allow makes the token malformed: what joserfc refuses is refused here too.
     for name, valid in _HEADER_FORMS.items():
         if name in header and not valid(header[name]):
-            raise InvalidToken("malformed_token", f"header parameter {name} is not in its registered form")
+            raise InvalidToken(Reason.MALFORMED_TOKEN, f"header parameter {name} is not in its registered form")
 
 
 def _check_typ(typ: object, required_typ: str | None) -> None:
@@ -188,17 +188,17 @@ def _check_typ(typ: object, required_typ: str | None) -> None:
     """
     if typ is _ABSENT:
         if required_typ is not None:
-            raise InvalidToken("wrong_typ", "token typ is not the required access-token type")
+            raise InvalidToken(Reason.WRONG_TYP, "token typ is not the required access-token type")
         return
     if not isinstance(typ, str):
-        raise InvalidToken("malformed_token", "token typ is not a string")
+        raise InvalidToken(Reason.MALFORMED_TOKEN, "token typ is not a string")
     normalized = typ.lower().removeprefix("application/")
     if required_typ is not None:
         # "at+jwt" and "application/at+jwt" are one type, however the setting spells it.
         if normalized != required_typ.lower().removeprefix("application/"):
-            raise InvalidToken("wrong_typ", "token typ is not the required access-token type")
+            raise InvalidToken(Reason.WRONG_TYP, "token typ is not the required access-token type")
     elif normalized not in ACCESS_TOKEN_TYPES:
-        raise InvalidToken("not_an_access_token", "token typ names another kind of token")
+        raise InvalidToken(Reason.NOT_AN_ACCESS_TOKEN, "token typ names another kind of token")
 
 
 def numeric_date(claims: Mapping[str, Any], name: str, *, required: bool = False) -> float | None:
@@ -206,13 +206,14 @@ def numeric_date(claims: Mapping[str, Any], name: str, *, required: bool = False
     value = claims.get(name)
     if value is None and not required:
         if name in claims:
-            raise InvalidToken(f"invalid_{name}", f"{name} is null")
+            raise InvalidToken(Reason.of(f"invalid_{name}", Reason.INVALID_TOKEN), f"{name} is null")
         return None
     # An int beyond the float range (10**400) overflows math.isfinite and float(): not a NumericDate either.
     number = float(value) if isinstance(value, float) or (isinstance(value, int) and abs(value) < 2**63) else None
     if isinstance(value, bool) or number is None or not math.isfinite(number):
         raise InvalidToken(
-            f"invalid_{name}" if value is not None else f"missing_{name}", f"{name} is not a NumericDate"
+            Reason.of(f"invalid_{name}" if value is not None else f"missing_{name}", Reason.INVALID_TOKEN),
+            f"{name} is not a NumericDate",
         )
     return number
 
@@ -231,22 +232,22 @@ class ClaimRules:
         exp = numeric_date(claims, "exp", required=True)
         assert exp is not None
         if now >= exp + self.leeway:
-            raise InvalidToken("expired", "token has expired")
+            raise InvalidToken(Reason.EXPIRED, "token has expired")
         nbf = numeric_date(claims, "nbf", required=False)
         if nbf is not None and nbf > now + self.leeway:
-            raise InvalidToken("not_yet_valid", "token is not valid yet")
+            raise InvalidToken(Reason.NOT_YET_VALID, "token is not valid yet")
         iat = numeric_date(claims, "iat", required=False)
         if iat is not None and iat > now + self.leeway:
-            raise InvalidToken("issued_in_future", "token iat is in the future")
+            raise InvalidToken(Reason.ISSUED_IN_FUTURE, "token iat is in the future")
         if claims.get("iss") != self.issuer:
-            raise InvalidToken("wrong_issuer", "token issuer is not the expected one")
+            raise InvalidToken(Reason.WRONG_ISSUER, "token issuer is not the expected one")
         audiences = _audiences(claims.get("aud"))
         if self.audiences.isdisjoint(audiences):
-            raise InvalidToken("wrong_audience", "token audience is not accepted")
+            raise InvalidToken(Reason.WRONG_AUDIENCE, "token audience is not accepted")
         if not isinstance(claims.get("jti", ""), str):
-            raise InvalidToken("invalid_jti", "token jti is not a string")  # RFC 7519 section 4.1.7
+            raise InvalidToken(Reason.INVALID_JTI, "token jti is not a string")  # RFC 7519 section 4.1.7
         if claims.get("token_use") in self.reject_token_use:
-            raise InvalidToken("wrong_token_use", "an ID token is not an access token")
+            raise InvalidToken(Reason.WRONG_TOKEN_USE, "an ID token is not an access token")
         return exp, audiences
 
 
@@ -255,4 +256,4 @@ def _audiences(value: object) -> tuple[str, ...]:
         return (value,)
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
         return tuple(value)
-    raise InvalidToken("wrong_audience", "token has no valid aud")
+    raise InvalidToken(Reason.WRONG_AUDIENCE, "token has no valid aud")

@@ -12,7 +12,6 @@ shows a token (only its SHA-256 fingerprint) or a secret.
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from collections.abc import Sequence
 
@@ -20,7 +19,7 @@ from idp_authorizer.aws.compose import build_authorizer
 from idp_authorizer.aws.runtime import Authorizer
 from idp_authorizer.aws.settings import Settings, load_settings
 from idp_authorizer.core.clock import Clock
-from idp_authorizer.core.errors import ConfigurationError, InvalidToken, UpstreamUnavailable
+from idp_authorizer.core.errors import ConfigurationError, InvalidToken, Problem, Reason, UpstreamUnavailable
 from idp_authorizer.infra.http import HttpClient
 from idp_authorizer.jose.jwt import decompose, is_compact_jws
 from idp_authorizer.tools.checkup import Checkup
@@ -52,12 +51,12 @@ async def diagnose(gateway: Gateway, token: str | None = None, *, clock: Clock =
     try:
         settings = load_settings()
     except ConfigurationError as exc:
-        return [problem("settings", part, _settings_fix(part)) for part in re.split(r"; (?=IDP_)", exc.description)]
+        return [problem("settings", part.message, _settings_fix(exc, part)) for part in exc.problems]
     findings = [ok("settings", summary(settings))]
     try:
         authorizer = build_authorizer(settings, clock=clock)
     except ConfigurationError as exc:
-        return [*findings, problem("settings", exc.description, _settings_fix(exc.description))]
+        return [*findings, *(problem("settings", part.message, _settings_fix(exc, part)) for part in exc.problems)]
     http = HttpClient(
         timeout=settings.http_timeout_seconds,
         connect_timeout=settings.http_connect_timeout_seconds,
@@ -150,14 +149,13 @@ def _token_fix(exc: InvalidToken) -> str:
     return TOKEN_FIXES.get(exc.code, "see the code above; the README's troubleshooting table lists the usual causes")
 
 
-def _settings_fix(description: str) -> str:
-    needs = re.search(r"provider '(\w+)' needs (.+)$", description)
-    if needs:
-        names = [part.split()[0] for part in needs[2].split(", ")]
-        return f"set {', '.join(f'IDP_{name.upper()}' for name in names)} (or these keys in IDP_PROVIDERS)"
-    if "IDP_PROVIDER (or IDP_PROVIDERS) is required" in description:
+def _settings_fix(error: ConfigurationError, part: Problem) -> str:
+    """The fix for one configuration problem, from its data (the variables left unset, the reason)."""
+    if part.missing == ("IDP_PROVIDER",):
         return "set IDP_PROVIDER to auth0, oidc, jwks or introspection, with its variables"
-    if "https://" in description:
+    if part.missing:
+        return f"set {', '.join(part.missing)} (or these keys in IDP_PROVIDERS)"
+    if error.code == Reason.INSECURE_URL:
         return "use an https:// URL (http:// only to 127.0.0.1 or localhost, with IDP_ALLOW_LOOPBACK_HTTP=true)"
     return "correct the variable named above (the README's configuration table lists every variable)"
 
