@@ -1,20 +1,24 @@
-"""Shared fixtures: an isolated environment, the dev IdP on 127.0.0.1, the real handler built from env."""
+"""Shared fixtures: an isolated environment, the dev IdP on 127.0.0.1, the real handler built from env.
+
+Helpers that are not fixtures live in tests/support (on ``sys.path``, see pyproject.toml).
+"""
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 from oidc_op import oidc_op_fixture, oidc_op_private_fixture  # noqa: F401
 from servers import memcached_server, redis_server  # noqa: F401
+from tally import TALLIES
 
 from idp_authorizer import handler as handler_module
+from idp_authorizer.aws.compose import build_authorizer
 from idp_authorizer.aws.runtime import Authorizer
+from idp_authorizer.aws.settings import load_settings
 from idp_authorizer.tools.devidp import DevIdp
-
-ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/pets"
 
 
 @pytest.fixture(autouse=True)
@@ -68,5 +72,27 @@ def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[str, s
     handler_module.init()
 
 
-def token_event(token: str, arn: str = ARN) -> dict[str, Any]:
-    return {"type": "TOKEN", "authorizationToken": f"Bearer {token}", "methodArn": arn}
+@pytest.fixture
+def build(monkeypatch) -> Iterator[Callable[..., Authorizer]]:
+    """Compose an authorizer from ``IDP_*`` variables with an injected clock."""
+    built: list[Authorizer] = []
+
+    def make(env: dict[str, str], clock: Callable[[], float] = time.time) -> Authorizer:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        authorizer = build_authorizer(load_settings(), clock=clock)
+        built.append(authorizer)
+        return authorizer
+
+    yield make
+    for authorizer in built:
+        authorizer.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The counts tests gathered (tests/support/tally.py), once, whatever ran and in whatever order."""
+    lines = [t.line(name) for name, t in TALLIES.items() if t.counts]
+    if lines:
+        terminalreporter.section("counts")
+        for line in lines:
+            terminalreporter.write_line(line)
