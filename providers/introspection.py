@@ -42,6 +42,7 @@ from idp_authorizer.core.provider import Accepts
 from idp_authorizer.infra.cache import BoundedMemoryCache
 from idp_authorizer.infra.http import HttpClient, HttpStatusError, check_url
 from idp_authorizer.infra.shared_cache import digest, shared_key
+from idp_authorizer.infra.single_flight import SingleFlight
 from idp_authorizer.jose.jwt import numeric_date
 from providers.driver import Driver, Endpoints, Parts, ProviderOptions
 
@@ -142,7 +143,7 @@ class IntrospectionProvider:
         # One answer is only valid for the server and client that got it: keep deployments apart.
         where = endpoint if isinstance(endpoint, str) else rules.issuer or name
         self._realm = digest(f"{where}\n{credentials.client_id}")[:16]
-        self._inflight: dict[str, asyncio.Future[Principal]] = {}
+        self._flight: SingleFlight[Principal] = SingleFlight()
         self.calls = 0
         """Introspection requests sent, for tests and metrics."""
 
@@ -154,13 +155,7 @@ class IntrospectionProvider:
         principal = self._cached(key)
         if principal is not None:
             return principal
-        future = self._inflight.get(key)
-        if future is None or future.get_loop() is not asyncio.get_running_loop():
-            future = asyncio.ensure_future(self._resolve(key, token))
-            self._inflight[key] = future
-            future.add_done_callback(lambda done: self._settled(key, done))
-        # Shielded: one caller giving up does not cancel the call the others are waiting for.
-        return await asyncio.shield(future)
+        return await self._flight.run(key, lambda: self._resolve(key, token))
 
     async def close(self) -> None:
         await self._http.close()
@@ -329,12 +324,6 @@ class IntrospectionProvider:
             client_id=None if client_id is None else shared(client_id),
             claims=MappingProxyType(dict(response)),
         )
-
-    def _settled(self, key: str, future: asyncio.Future[Principal]) -> None:
-        if self._inflight.get(key) is future:
-            del self._inflight[key]
-        if not future.cancelled():
-            future.exception()  # retrieved here, so an unawaited failure is not reported as lost
 
 
 def endpoints(config: ProviderOptions) -> Endpoints:

@@ -11,13 +11,13 @@ introspection driver its ``introspection_endpoint``.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
 from idp_authorizer.core.clock import Clock
 from idp_authorizer.core.errors import Reason, UpstreamUnavailable
 from idp_authorizer.infra.http import HttpClient, check_url
+from idp_authorizer.infra.single_flight import SingleFlight
 from providers.driver import Driver, Endpoints, Parts, ProviderOptions
 
 if TYPE_CHECKING:
@@ -68,30 +68,30 @@ class Discovery:
         self._clock = clock
         self._document: dict[str, Any] | None = None
         self._fetched_at = -float("inf")
-        self._lock = asyncio.Lock()
+        self._flight: SingleFlight[dict[str, Any]] = SingleFlight()
         self.fetches = 0
 
     async def document(self) -> dict[str, Any]:
         """The validated metadata document; the last good one is kept if a refresh fails."""
         if self._document is not None and self._clock() - self._fetched_at < self._max_age:
             return self._document
-        async with self._lock:
-            if self._document is not None and self._clock() - self._fetched_at < self._max_age:
-                return self._document
-            shared = await self._load_shared()
-            if shared is not None:
-                return shared
-            try:
-                self._document = await self._fetch()
-                self._fetched_at = self._clock()
-                if self._shared is not None:
-                    await self._shared.save(self.url, self._document, self._fetched_at, self._max_age)
-            except UpstreamUnavailable:
-                if self._document is None:
-                    raise
-                # Keep the last good document; ask again after a short pause, not on every request.
-                self._fetched_at = self._clock() - self._max_age + _RETRY_AFTER
-            return self._document
+        return await self._flight.run(None, self._refresh)
+
+    async def _refresh(self) -> dict[str, Any]:
+        shared = await self._load_shared()
+        if shared is not None:
+            return shared
+        try:
+            self._document = await self._fetch()
+            self._fetched_at = self._clock()
+            if self._shared is not None:
+                await self._shared.save(self.url, self._document, self._fetched_at, self._max_age)
+        except UpstreamUnavailable:
+            if self._document is None:
+                raise
+            # Keep the last good document; ask again after a short pause, not on every request.
+            self._fetched_at = self._clock() - self._max_age + _RETRY_AFTER
+        return self._document
 
     async def endpoint(self, name: str) -> str:
         """A URL from the metadata (``jwks_uri``, ``introspection_endpoint``), checked for https."""

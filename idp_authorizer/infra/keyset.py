@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING
 from idp_authorizer.core.clock import Clock
 from idp_authorizer.core.errors import InvalidToken, Reason, UpstreamUnavailable
 from idp_authorizer.infra.http import HttpClient
+from idp_authorizer.infra.single_flight import SingleFlight
 from idp_authorizer.jose.jwk import VerifyingKey, build_key_set
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class JwksStore:
         self._fetched_at = -float("inf")
         self._failed_at = -float("inf")
         self._penalty_at = -float("inf")
-        self._inflight: asyncio.Future[None] | None = None
+        self._flight: SingleFlight[None] = SingleFlight()
         self.fetches = 0
         """Key-set fetches attempted, for tests and metrics."""
         self.penalty_hits = 0
@@ -107,16 +107,9 @@ class JwksStore:
 
     async def refresh(self, kid: str | None = None) -> None:
         """Fetch the key set once, shared by every concurrent caller; ``kid`` is the key being looked for."""
-        if self._inflight is None:
-            if self._clock() - self._failed_at < self._policy.retry_after:
-                raise UpstreamUnavailable(Reason.IDP_BACKOFF, "the key set fetch failed moments ago")
-            self._inflight = asyncio.ensure_future(self._fetch(kid))
-        inflight = self._inflight
-        try:
-            await asyncio.shield(inflight)
-        finally:
-            if self._inflight is inflight and inflight.done():
-                self._inflight = None
+        if not self._flight.busy() and self._clock() - self._failed_at < self._policy.retry_after:
+            raise UpstreamUnavailable(Reason.IDP_BACKOFF, "the key set fetch failed moments ago")
+        await self._flight.run(None, lambda: self._fetch(kid))
 
     async def _fetch(self, kid: str | None) -> None:
         try:
