@@ -29,6 +29,7 @@ from oidc_op import (
     generate_signing_jwks,
     ttl_resource,
 )
+from outcomes import answer
 
 from idp_authorizer import handler
 from idp_authorizer.aws.runtime import Authorizer
@@ -68,15 +69,6 @@ def introspection_env(op: OidcOp, client: Any = CLIENT_BASIC, **extra: str) -> d
     }
 
 
-def call(event: dict[str, Any]) -> dict[str, Any] | str:
-    """The handler's answer, or ``"401"`` for the exact ``Exception("Unauthorized")`` API Gateway expects."""
-    try:
-        return handler.handler(event, None)
-    except Exception as exc:
-        assert type(exc) is Exception and str(exc) == "Unauthorized", repr(exc)
-        return "401"
-
-
 def allow_policy(principal: str, context: dict[str, Any], resources: list[str] | None = None) -> dict[str, Any]:
     return {
         "principalId": principal,
@@ -114,8 +106,8 @@ def test_jwt_allowed_for_its_audience(oidc_op: OidcOp, configure: Configure, alg
     assert header["alg"] == alg and header["typ"] == "at+jwt"
     assert claims["aud"] == resource and claims["iss"] == oidc_op.issuer and claims["scope"] == "read write"
     expected = allow_policy("op-basic-client", op_context(oidc_op, "op-basic-client", "read write"))
-    assert call(rest_token(token)) == expected
-    assert call(v2_event(token)) == {
+    assert answer(rest_token(token)) == expected
+    assert answer(v2_event(token)) == {
         "isAuthorized": True,
         "context": op_context(oidc_op, "op-basic-client", "read write"),
     }
@@ -127,11 +119,11 @@ def test_jwt_refused_for_another_audience(oidc_op: OidcOp, configure: Configure,
     configure(oidc_env(oidc_op, audience=JWT_RESOURCES[alg]))
     other = oidc_op.token(CLIENT_BASIC, ttl_resource(alg.lower(), 600), "read")
     assert decode_jwt_unverified(other)[1]["aud"] == f"urn:test:{alg.lower()}:ttl:600"
-    assert call(rest_token(other)) == "401"
-    assert call(v2_event(other)) == {"isAuthorized": False}
+    assert answer(rest_token(other)) == "401"
+    assert answer(v2_event(other)) == {"isAuthorized": False}
     # And a token for a sibling resource signed with another alg is refused too.
     sibling = next(r for a, r in JWT_RESOURCES.items() if a != alg)
-    assert call(rest_token(oidc_op.token(CLIENT_BASIC, sibling, "read"))) == "401"
+    assert answer(rest_token(oidc_op.token(CLIENT_BASIC, sibling, "read"))) == "401"
 
 
 def test_several_audiences_any_of(oidc_op: OidcOp, configure: Configure) -> None:
@@ -139,7 +131,7 @@ def test_several_audiences_any_of(oidc_op: OidcOp, configure: Configure) -> None
     for resource in JWT_RESOURCES.values():
         token = oidc_op.token(CLIENT_POST, resource)  # no scope requested: the token has no scope claim
         assert "scope" not in decode_jwt_unverified(token)[1]
-        assert call(rest_token(token)) == allow_policy("op-post-client", op_context(oidc_op, "op-post-client", ""))
+        assert answer(rest_token(token)) == allow_policy("op-post-client", op_context(oidc_op, "op-post-client", ""))
 
 
 def test_jwt_refused_after_expiry(oidc_op: OidcOp, configure: Configure) -> None:
@@ -149,18 +141,18 @@ def test_jwt_refused_after_expiry(oidc_op: OidcOp, configure: Configure) -> None
     exp = decode_jwt_unverified(token)[1]["exp"]
     event = rest_token(token)
     expected = allow_policy("op-basic-client", op_context(oidc_op, "op-basic-client", "read"))
-    assert call(event) == expected
-    assert call(event) == expected  # from the verdict cache
+    assert answer(event) == expected
+    assert answer(event) == expected  # from the verdict cache
     time.sleep(max(0.0, exp - time.time()) + 0.05)
-    assert call(event) == "401"
-    assert call(v2_event(token)) == {"isAuthorized": False}
+    assert answer(event) == "401"
+    assert answer(v2_event(token)) == {"isAuthorized": False}
 
 
 def test_read_only_client_denied_where_write_is_required(oidc_op: OidcOp, configure: Configure) -> None:
     routes = {"GET /pets": ["write"], "GET /public": []}
     configure(oidc_env(oidc_op, IDP_ROUTES=json.dumps(routes)))
     token = oidc_op.token(CLIENT_READ_ONLY, RESOURCE_RS256, "read")
-    assert call(rest_token(token)) == {
+    assert answer(rest_token(token)) == {
         "principalId": "op-read-only-client",
         "policyDocument": {
             "Version": "2012-10-17",
@@ -171,9 +163,12 @@ def test_read_only_client_denied_where_write_is_required(oidc_op: OidcOp, config
         },
         "context": op_context(oidc_op, "op-read-only-client", "read"),
     }
-    assert call(v2_event(token)) == {"isAuthorized": False}
+    assert answer(v2_event(token)) == {"isAuthorized": False}
     writer = oidc_op.token(CLIENT_BASIC, RESOURCE_RS256, "write")
-    assert call(v2_event(writer)) == {"isAuthorized": True, "context": op_context(oidc_op, "op-basic-client", "write")}
+    assert answer(v2_event(writer)) == {
+        "isAuthorized": True,
+        "context": op_context(oidc_op, "op-basic-client", "write"),
+    }
 
 
 def test_required_typ_is_enforced(oidc_op: OidcOp, configure: Configure) -> None:
@@ -181,9 +176,9 @@ def test_required_typ_is_enforced(oidc_op: OidcOp, configure: Configure) -> None
     # requiring another typ refuses them, so the check is really made.
     token = oidc_op.token(CLIENT_BASIC, RESOURCE_RS256, "read")
     configure(oidc_env(oidc_op, IDP_REQUIRED_TYP="application/at+jwt"))
-    assert call(rest_token(token))["principalId"] == "op-basic-client"  # type: ignore[index]
+    assert answer(rest_token(token))["principalId"] == "op-basic-client"  # type: ignore[index]
     configure(oidc_env(oidc_op, IDP_REQUIRED_TYP="jwt"))
-    assert call(rest_token(token)) == "401"
+    assert answer(rest_token(token)) == "401"
 
 
 def test_new_key_accepted_after_exactly_one_refetch(oidc_op_private: OidcOp, configure: Configure) -> None:
@@ -191,20 +186,20 @@ def test_new_key_accepted_after_exactly_one_refetch(oidc_op_private: OidcOp, con
     authorizer = configure(oidc_env(op, IDP_TOKEN_CACHE_SECONDS="0", IDP_NEGATIVE_CACHE_SECONDS="0"))
     store = store_of(authorizer)
     old_token = op.token(CLIENT_BASIC, RESOURCE_RS256, "read")
-    assert call(rest_token(old_token))["principalId"] == "op-basic-client"  # type: ignore[index]
+    assert answer(rest_token(old_token))["principalId"] == "op-basic-client"  # type: ignore[index]
     assert store.fetches == 1
 
     new = op.rotate_keys(keep_old=True)  # overlap: new keys sign, old keys still published
     new_kids = {key["kid"] for key in new["keys"]}
     new_token = op.token(CLIENT_BASIC, RESOURCE_RS256, "read")
     assert decode_jwt_unverified(new_token)[0]["kid"] in new_kids
-    assert call(rest_token(new_token))["principalId"] == "op-basic-client"  # type: ignore[index]
+    assert answer(rest_token(new_token))["principalId"] == "op-basic-client"  # type: ignore[index]
     assert store.fetches == 2  # exactly one refetch for the unknown kid
 
     # Later tokens with the new key, and the old token, need no further fetch.
     for _ in range(3):
-        assert call(rest_token(op.token(CLIENT_BASIC, RESOURCE_RS256, "read"))) != "401"
-    assert call(rest_token(old_token)) != "401"
+        assert answer(rest_token(op.token(CLIENT_BASIC, RESOURCE_RS256, "read"))) != "401"
+    assert answer(rest_token(old_token)) != "401"
     assert store.fetches == 2
 
 
@@ -232,21 +227,21 @@ def test_old_key_refused_after_rotation_once_the_key_set_is_refetched(
     old_token = op.token(CLIENT_BASIC, RESOURCE_RS256, "read")
     old_kid = decode_jwt_unverified(old_token)[0]["kid"]
     fetched = time.monotonic()
-    assert call(rest_token(old_token))["principalId"] == "op-basic-client"  # type: ignore[index]
+    assert answer(rest_token(old_token))["principalId"] == "op-basic-client"  # type: ignore[index]
     assert store.fetches == 1
 
     op.set_signing_keys(new_keys)  # rotate, old keys removed at once
     assert old_kid not in op.kids()
     assert time.monotonic() - fetched < max_age - 0.5, "machine too slow for the max-age window"
     # Within the max age the cached old key is still served: no fetch, still allowed.
-    assert call(rest_token(old_token))["principalId"] == "op-basic-client"  # type: ignore[index]
+    assert answer(rest_token(old_token))["principalId"] == "op-basic-client"  # type: ignore[index]
     assert store.fetches == 1
 
     time.sleep(max(0.0, fetched + max_age - time.monotonic()) + 0.3)
-    assert call(rest_token(old_token)) == "401"
+    assert answer(rest_token(old_token)) == "401"
     assert store.fetches == 2
     new_token = op.token(CLIENT_BASIC, RESOURCE_RS256, "read")
-    assert call(rest_token(new_token))["principalId"] == "op-basic-client"  # type: ignore[index]
+    assert answer(rest_token(new_token))["principalId"] == "op-basic-client"  # type: ignore[index]
     assert store.fetches == 2
 
 
@@ -255,16 +250,16 @@ def test_new_kid_refetch_drops_the_removed_key_at_once(oidc_op_private: OidcOp, 
     authorizer = configure(oidc_env(op, IDP_TOKEN_CACHE_SECONDS="0", IDP_NEGATIVE_CACHE_SECONDS="0"))
     store = store_of(authorizer)
     old_token = op.token(CLIENT_BASIC, RESOURCE_RS256, "read")
-    assert call(rest_token(old_token)) != "401"
+    assert answer(rest_token(old_token)) != "401"
     op.rotate_keys(keep_old=False)
-    assert call(rest_token(op.token(CLIENT_BASIC, RESOURCE_RS256, "read"))) != "401"
+    assert answer(rest_token(op.token(CLIENT_BASIC, RESOURCE_RS256, "read"))) != "401"
     assert store.fetches == 2
     # The refetched set no longer holds the old kid. The product asks once more for a kid it lacks
     # (no refresh has missed yet), then the penalty box answers for IDP_JWKS_COOLDOWN_SECONDS.
-    assert call(rest_token(old_token)) == "401"
+    assert answer(rest_token(old_token)) == "401"
     assert store.fetches == 3
     for _ in range(5):
-        assert call(rest_token(old_token)) == "401"
+        assert answer(rest_token(old_token)) == "401"
     assert store.fetches == 3
 
 
@@ -282,10 +277,10 @@ def test_opaque_token_allowed(oidc_op: OidcOp, configure: Configure, authorizer_
     configure(introspection_env(oidc_op, authorizer_client))
     token = oidc_op.token(CLIENT_BASIC, RESOURCE_OPAQUE, "read write")
     assert "sub" not in oidc_op.introspect(token)  # what the OP answers, as the product must handle it
-    assert call(rest_token(token)) == allow_policy(
+    assert answer(rest_token(token)) == allow_policy(
         "op-basic-client", introspection_context(oidc_op, "op-basic-client", "read write")
     )
-    assert call(v2_event(token)) == {
+    assert answer(v2_event(token)) == {
         "isAuthorized": True,
         "context": introspection_context(oidc_op, "op-basic-client", "read write"),
     }
@@ -295,24 +290,24 @@ def test_explicit_introspection_url_without_discovery(oidc_op: OidcOp, configure
     env = introspection_env(oidc_op, IDP_INTROSPECTION_URL=oidc_op.introspection_endpoint)
     del env["IDP_ISSUER"]
     configure(env)
-    response = call(rest_token(oidc_op.token(CLIENT_BASIC, RESOURCE_OPAQUE, "read")))
+    response = answer(rest_token(oidc_op.token(CLIENT_BASIC, RESOURCE_OPAQUE, "read")))
     assert isinstance(response, dict) and response["principalId"] == "op-basic-client"
     assert response["policyDocument"]["Statement"][0]["Effect"] == "Allow"
 
 
 def test_opaque_token_with_audience_check(oidc_op: OidcOp, configure: Configure) -> None:
     configure(introspection_env(oidc_op, IDP_AUDIENCE=RESOURCE_OPAQUE))
-    assert call(rest_token(oidc_op.token(CLIENT_POST, RESOURCE_OPAQUE, "read"))) != "401"
+    assert answer(rest_token(oidc_op.token(CLIENT_POST, RESOURCE_OPAQUE, "read"))) != "401"
     # Another resource's opaque token (aud urn:test:opaque:ttl:600), and one with no aud at all.
-    assert call(rest_token(oidc_op.token(CLIENT_POST, ttl_resource("opaque", 600), "read"))) == "401"
-    assert call(rest_token(oidc_op.token(CLIENT_POST, None, "read"))) == "401"
+    assert answer(rest_token(oidc_op.token(CLIENT_POST, ttl_resource("opaque", 600), "read"))) == "401"
+    assert answer(rest_token(oidc_op.token(CLIENT_POST, None, "read"))) == "401"
 
 
 def test_unknown_and_jwt_tokens_refused_by_introspection(oidc_op: OidcOp, configure: Configure) -> None:
     configure(introspection_env(oidc_op))
-    assert call(rest_token("NotAToken0123456789abcdefghijklmnopqrstuvwx")) == "401"  # {"active": false}
+    assert answer(rest_token("NotAToken0123456789abcdefghijklmnopqrstuvwx")) == "401"  # {"active": false}
     # oidc-provider answers 400 unsupported_token_type for its own JWTs: a refused token, not an outage.
-    assert call(rest_token(oidc_op.token(CLIENT_BASIC, RESOURCE_RS256, "read"))) == "401"
+    assert answer(rest_token(oidc_op.token(CLIENT_BASIC, RESOURCE_RS256, "read"))) == "401"
 
 
 def test_bad_client_credentials_fail_closed(oidc_op: OidcOp, configure: Configure) -> None:
@@ -329,16 +324,16 @@ def test_revoked_token_refused_once_the_cache_window_passed(oidc_op: OidcOp, con
     configure(introspection_env(oidc_op, IDP_INTROSPECTION_CACHE_SECONDS=str(window)))
     token = oidc_op.token(CLIENT_POST, RESOURCE_OPAQUE, "read")
     expected = allow_policy("op-post-client", introspection_context(oidc_op, "op-post-client", "read"))
-    assert call(rest_token(token)) == expected
+    assert answer(rest_token(token)) == expected
     cached_at = time.monotonic()
     oidc_op.revoke(token, CLIENT_POST)
     assert oidc_op.introspect(token) == {"active": False}
     # Within the window the cached verdict stands (the documented cost of caching introspection).
     assert time.monotonic() - cached_at < window - 0.5, "machine too slow for the cache window"
-    assert call(rest_token(token)) == expected
+    assert answer(rest_token(token)) == expected
     time.sleep(max(0.0, cached_at + window - time.monotonic()) + 0.1)
-    assert call(rest_token(token)) == "401"
-    assert call(v2_event(token)) == {"isAuthorized": False}
+    assert answer(rest_token(token)) == "401"
+    assert answer(v2_event(token)) == {"isAuthorized": False}
 
 
 def test_opaque_token_refused_after_expiry(oidc_op: OidcOp, configure: Configure) -> None:
@@ -346,15 +341,15 @@ def test_opaque_token_refused_after_expiry(oidc_op: OidcOp, configure: Configure
     # 3 s: long enough to be valid at the first call on a loaded machine, short enough to wait out.
     token = oidc_op.token(CLIENT_BASIC, ttl_resource("opaque", 3), "read")
     exp = oidc_op.introspect(token)["exp"]
-    assert call(rest_token(token)) != "401"
+    assert answer(rest_token(token)) != "401"
     time.sleep(max(0.0, exp - time.time()) + 0.05)
-    assert call(rest_token(token)) == "401"  # the cached verdict never outlives exp
+    assert answer(rest_token(token)) == "401"  # the cached verdict never outlives exp
 
 
 def test_read_only_client_denied_where_write_is_required_opaque(oidc_op: OidcOp, configure: Configure) -> None:
     configure(introspection_env(oidc_op, IDP_ROUTES=json.dumps({"GET /pets": ["write"]})))
     token = oidc_op.token(CLIENT_READ_ONLY, RESOURCE_OPAQUE, "read")
-    assert call(rest_token(token)) == {
+    assert answer(rest_token(token)) == {
         "principalId": "op-read-only-client",
         "policyDocument": {
             "Version": "2012-10-17",
@@ -362,9 +357,9 @@ def test_read_only_client_denied_where_write_is_required_opaque(oidc_op: OidcOp,
         },
         "context": introspection_context(oidc_op, "op-read-only-client", "read"),
     }
-    assert call(v2_event(token)) == {"isAuthorized": False}
+    assert answer(v2_event(token)) == {"isAuthorized": False}
     writer = oidc_op.token(CLIENT_BASIC, RESOURCE_OPAQUE, "write")
-    assert call(rest_token(writer)) == allow_policy(
+    assert answer(rest_token(writer)) == allow_policy(
         "op-basic-client", introspection_context(oidc_op, "op-basic-client", "write"), [f"{API}/GET/pets"]
     )
 
@@ -407,13 +402,13 @@ def test_several_providers_each_token_routed_to_its_own(oidc_op: OidcOp, dev_idp
     jwt_token = oidc_op.token(CLIENT_BASIC, JWT_RESOURCES["ES256"], "read")
     opaque = oidc_op.token(CLIENT_READ_ONLY, RESOURCE_OPAQUE, "read")
     dev_token = dev_idp.mint(alg="ES256", scope="read write")
-    assert call(rest_token(jwt_token)) == allow_policy(
+    assert answer(rest_token(jwt_token)) == allow_policy(
         "op-basic-client", op_context(oidc_op, "op-basic-client", "read", "op-jwt")
     )
-    assert call(rest_token(opaque)) == allow_policy(
+    assert answer(rest_token(opaque)) == allow_policy(
         "op-read-only-client", introspection_context(oidc_op, "op-read-only-client", "read", "op-opaque")
     )
-    assert call(v2_event(dev_token)) == {
+    assert answer(v2_event(dev_token)) == {
         "isAuthorized": True,
         "context": {
             "sub": "user-123",
@@ -425,6 +420,6 @@ def test_several_providers_each_token_routed_to_its_own(oidc_op: OidcOp, dev_idp
     }
     # Each provider keeps its own rules: an OP JWT for an audience only the OP provider lacks, a dev
     # token with an algorithm only the OP provider allows, a JWT from an issuer nobody trusts.
-    assert call(rest_token(oidc_op.token(CLIENT_BASIC, JWT_RESOURCES["PS256"], "read"))) == "401"
-    assert call(rest_token(dev_idp.mint(alg="RS256"))) == "401"
-    assert call(rest_token(dev_idp.mint(alg="ES256", iss="https://stranger.example"))) == "401"
+    assert answer(rest_token(oidc_op.token(CLIENT_BASIC, JWT_RESOURCES["PS256"], "read"))) == "401"
+    assert answer(rest_token(dev_idp.mint(alg="RS256"))) == "401"
+    assert answer(rest_token(dev_idp.mint(alg="ES256", iss="https://stranger.example"))) == "401"

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from conftest import oidc_env
+from outcomes import answer
 
-from idp_authorizer import handler
 from idp_authorizer.tools.devidp import DevIdp
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
@@ -72,14 +72,6 @@ def policy(idp: DevIdp, allow: list[str], deny: list[str] | None = None) -> dict
     }
 
 
-def call(event: dict[str, Any]) -> dict[str, Any] | str:
-    try:
-        return handler.handler(event, None)
-    except Exception as exc:
-        assert type(exc) is Exception and str(exc) == "Unauthorized", repr(exc)
-        return "401"
-
-
 def test_every_authorizer_sample_is_covered() -> None:
     on_disk = {p.name for p in EVENTS.glob("*.json")}
     assert on_disk == set(AUTHORIZER_EVENTS) | set(PROXY_EVENTS)
@@ -89,35 +81,35 @@ def test_every_authorizer_sample_is_covered() -> None:
 def test_token_event(dev_idp: DevIdp, configure: Any, mode: str) -> None:
     configure(oidc_env(dev_idp, IDP_RESPONSE=mode))
     # TOKEN is a REST API event: always an IAM policy, whatever IDP_RESPONSE says.
-    assert call(with_token(TOKEN_EVENT, dev_idp.mint())) == policy(dev_idp, [f"{TOKEN_PREFIX}/*"])
+    assert answer(with_token(TOKEN_EVENT, dev_idp.mint())) == policy(dev_idp, [f"{TOKEN_PREFIX}/*"])
 
 
 @pytest.mark.parametrize("mode", ["auto", "iam", "simple"])
 def test_request_event_payload_1_0(dev_idp: DevIdp, configure: Any, mode: str) -> None:
     configure(oidc_env(dev_idp, IDP_RESPONSE=mode))
     # Payload 1.0 is answered with an IAM policy, whatever IDP_RESPONSE says.
-    assert call(with_token(REQUEST_EVENT, dev_idp.mint())) == policy(dev_idp, [f"{REQUEST_PREFIX}/*"])
+    assert answer(with_token(REQUEST_EVENT, dev_idp.mint())) == policy(dev_idp, [f"{REQUEST_PREFIX}/*"])
 
 
 def test_v2_event_simple_response(dev_idp: DevIdp, configure: Any) -> None:
     for mode in ("auto", "simple"):
         configure(oidc_env(dev_idp, IDP_RESPONSE=mode))
-        assert call(with_token(V2_EVENT, dev_idp.mint())) == {"isAuthorized": True, "context": context(dev_idp)}
+        assert answer(with_token(V2_EVENT, dev_idp.mint())) == {"isAuthorized": True, "context": context(dev_idp)}
 
 
 def test_v2_event_iam_response(dev_idp: DevIdp, configure: Any) -> None:
     configure(oidc_env(dev_idp, IDP_RESPONSE="iam"))
-    assert call(with_token(V2_EVENT, dev_idp.mint())) == policy(dev_idp, [f"{V2_PREFIX}/*"])
+    assert answer(with_token(V2_EVENT, dev_idp.mint())) == policy(dev_idp, [f"{V2_PREFIX}/*"])
 
 
 def test_request_event_with_route_rules(dev_idp: DevIdp, configure: Any) -> None:
     routes = {"GET /request": ["read"], "DELETE /request": ["admin"]}
     configure(oidc_env(dev_idp, IDP_ROUTES=json.dumps(routes)))
-    assert call(with_token(REQUEST_EVENT, dev_idp.mint(scope="read"))) == policy(
+    assert answer(with_token(REQUEST_EVENT, dev_idp.mint(scope="read"))) == policy(
         dev_idp, [f"{REQUEST_PREFIX}/GET/request"], [f"{REQUEST_PREFIX}/DELETE/request"]
     )
     # A token without the scope the incoming route needs: explicit Deny (403), never a 401.
-    refused = call(with_token(REQUEST_EVENT, dev_idp.mint(scope="other")))
+    refused = answer(with_token(REQUEST_EVENT, dev_idp.mint(scope="other")))
     assert refused == {
         "principalId": "user-123",
         "policyDocument": {
@@ -138,13 +130,13 @@ def test_request_event_with_route_rules(dev_idp: DevIdp, configure: Any) -> None
 def test_samples_as_published_are_refused(dev_idp: DevIdp, configure: Any, mode: str) -> None:
     """The placeholder credentials in the samples ("allow", "user1,123", "value") are not tokens."""
     configure(oidc_env(dev_idp, IDP_RESPONSE=mode))
-    assert call(load(TOKEN_EVENT)) == "401"
-    assert call(load(REQUEST_EVENT)) == "401"  # no Authorization header; authorizationToken alone is not read
-    assert call(load(V2_EVENT)) == ("401" if mode == "iam" else {"isAuthorized": False})
+    assert answer(load(TOKEN_EVENT)) == "401"
+    assert answer(load(REQUEST_EVENT)) == "401"  # no Authorization header; authorizationToken alone is not read
+    assert answer(load(V2_EVENT)) == ("401" if mode == "iam" else {"isAuthorized": False})
 
 
 @pytest.mark.parametrize("name", PROXY_EVENTS)
 def test_proxy_events_are_not_authorizer_events(dev_idp: DevIdp, configure: Any, name: str) -> None:
     """A proxy event (even one carrying a valid token) has no methodArn/routeArn: fail closed with 401."""
     configure(oidc_env(dev_idp))
-    assert call(with_token(name, dev_idp.mint())) == "401"
+    assert answer(with_token(name, dev_idp.mint())) == "401"
