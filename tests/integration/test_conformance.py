@@ -1,6 +1,6 @@
 """Conformance: the real handler against tokens minted by a real, certified OpenID Provider.
 
-The OP is panva's ``oidc-provider`` (tests/oidc_provider, driven by tests/oidc_op.py). Every test
+The OP is panva's ``oidc-provider`` (tests/oidc_provider, driven by tests/support/oidc_op.py). Every test
 builds the handler from ``IDP_*`` variables as a cold start does (the ``configure`` fixture) and
 calls ``idp_authorizer.handler.handler`` with API Gateway events carrying the OP's tokens.
 

@@ -1,4 +1,4 @@
-"""Failing and hostile identity providers (tests/fault_server.py on 127.0.0.1) against the real composition.
+"""Failing and hostile identity providers (tests/support/fault_server.py on 127.0.0.1) against the real composition.
 
 Required behaviour: fail closed (the deliberate 500, :class:`AuthorizerUnavailable`, never an allow);
 keep serving last-known-good keys for a bounded stale window during an outage; never let a bad

@@ -1,4 +1,4 @@
-"""RFC 7662 introspection through the real handler, against tests/introspection_server.py on 127.0.0.1.
+"""RFC 7662 introspection through the real handler, against tests/support/introspection_server.py on 127.0.0.1.
 
 Client authentication exactly as RFC 6749 section 2.3.1 says, the checks on an active answer, the
 mapping into the same Principal the JWT providers produce, caching (positive, negative, never past

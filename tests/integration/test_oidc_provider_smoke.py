@@ -1,4 +1,4 @@
-"""Smoke tests for the real oidc-provider fixture (tests/oidc_op.py): it starts, issues the token
+"""Smoke tests for the real oidc-provider fixture (tests/support/oidc_op.py): it starts, issues the token
 formats the conformance tests rely on, introspects, revokes, rotates keys and never leaves orphans."""
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The server lives in ``tests/oidc_provider/server.mjs`` (dependencies pinned by i
 ``package-lock.json``). This module starts and stops it, generates its signing keys, and talks to it
 (client_credentials, introspection, revocation, key rotation) with plain ``urllib``.
 
-Use from tests (``tests/`` is not a package; pytest puts it on ``sys.path``)::
+Use from tests (``tests/support`` is not a package; pyproject.toml puts it on ``sys.path``)::
 
     # tests/conftest.py
     from oidc_op import oidc_op_fixture, oidc_op_private_fixture  # noqa: F401

@@ -9,7 +9,7 @@ from event_factory import rest_token
 from idp_authorizer import handler
 from idp_authorizer.core.arn import ExecuteApiArn, parse_arn
 
-# What serverless-offline 13 puts in methodArn / routeArn (see tests/test_serverless_offline.py).
+# What serverless-offline 13 puts in methodArn / routeArn (see tests/integration/test_serverless_offline.py).
 OFFLINE = "arn:aws:execute-api:us-east-1:random-account-id:random-api-id/dev/GET/x"
 
 

@@ -11,7 +11,7 @@ from idp_authorizer.aws.settings import load_settings
 from idp_authorizer.core.errors import OUTCOMES, ConfigurationError, InvalidToken, Reason, UpstreamUnavailable
 from idp_authorizer.core.outcome import decision_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FAMILIES = {"InvalidToken": "invalid", "UpstreamUnavailable": "unavailable", "ConfigurationError": "unavailable"}
 
 
