@@ -37,13 +37,13 @@ from urllib.parse import quote_plus
 
 from idp_authorizer.core.clock import Clock
 from idp_authorizer.core.errors import InvalidToken, Reason, UpstreamUnavailable
-from idp_authorizer.core.principal import Principal, has_control_characters, scopes_from_claims, shared
+from idp_authorizer.core.principal import Principal, fingerprint, has_control_characters, scopes_from_claims, shared
 from idp_authorizer.core.provider import Accepts
 from idp_authorizer.infra.cache import BoundedMemoryCache
 from idp_authorizer.infra.http import HttpClient, HttpStatusError, check_url
-from idp_authorizer.infra.shared_cache import digest, shared_key
+from idp_authorizer.infra.shared_cache import shared_key
 from idp_authorizer.infra.single_flight import SingleFlight
-from idp_authorizer.jose.jwt import numeric_date
+from idp_authorizer.jose.jwt import audiences_of, check_times, numeric_date
 from providers.driver import Driver, Endpoints, Parts, ProviderOptions
 
 if TYPE_CHECKING:
@@ -94,15 +94,10 @@ class IntrospectionRules:
 
     def check(self, response: Mapping[str, Any], now: float) -> tuple[float | None, tuple[str, ...]]:
         """``(exp, audiences)`` of a response that passes; raises :class:`InvalidToken` naming the failure."""
-        exp = numeric_date(response, "exp")
-        if exp is not None and now >= exp + self.leeway:
-            raise InvalidToken(Reason.EXPIRED, "token has expired")
-        nbf = numeric_date(response, "nbf")
-        if nbf is not None and nbf > now + self.leeway:
-            raise InvalidToken(Reason.NOT_YET_VALID, "token is not valid yet")
+        exp = check_times(response, now, self.leeway, exp_required=False, check_iat=False)
         if self.issuer is not None and response.get("iss") != self.issuer:
             raise InvalidToken(Reason.WRONG_ISSUER, "token issuer is not the expected one")
-        audiences = _audiences(response.get("aud"))
+        audiences = audiences_of(response.get("aud"), required=False)
         if self.audiences and self.audiences.isdisjoint(audiences):
             raise InvalidToken(Reason.WRONG_AUDIENCE, "token audience is not accepted")
         token_type = response.get("token_type")
@@ -142,7 +137,7 @@ class IntrospectionProvider:
         self._clock = clock
         # One answer is only valid for the server and client that got it: keep deployments apart.
         where = endpoint if isinstance(endpoint, str) else rules.issuer or name
-        self._realm = digest(f"{where}\n{credentials.client_id}")[:16]
+        self._realm = fingerprint(f"{where}\n{credentials.client_id}")[:16]
         self._flight: SingleFlight[Principal] = SingleFlight()
         self.calls = 0
         """Introspection requests sent, for tests and metrics."""
@@ -165,7 +160,7 @@ class IntrospectionProvider:
     # -- steps --------------------------------------------------------------------------------
 
     def _key(self, token: str) -> str:
-        return f"introspect:{self._realm}:{digest(token)}"
+        return f"introspect:{self._realm}:{fingerprint(token)}"
 
     def _cached(self, key: str) -> Principal | None:
         verdict = self._cache.get_fresh(key)
@@ -367,13 +362,3 @@ DRIVER = Driver(endpoints, build)
 def _text(response: Mapping[str, Any], name: str) -> str | None:
     value = response.get(name)
     return value if isinstance(value, str) and value else None
-
-
-def _audiences(value: object) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return tuple(value)
-    raise InvalidToken(Reason.WRONG_AUDIENCE, "token aud is malformed")

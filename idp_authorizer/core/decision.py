@@ -13,7 +13,6 @@ for the same ARN: no verification, no rule matching, no policy building.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Awaitable, Generator, Sequence
 from types import MappingProxyType
@@ -24,6 +23,7 @@ from idp_authorizer.core.errors import AuthorizerError, ConfigurationError, Inva
 from idp_authorizer.core.events import Request, TokenSource, check_token_syntax, parse_event, refused_request
 from idp_authorizer.core.outcome import Decision, Responder, decision_for
 from idp_authorizer.core.principal import NO_CLAIMS, Principal, shared
+from idp_authorizer.core.principal import fingerprint as token_fingerprint
 from idp_authorizer.core.provider import Provider
 
 Flow = Generator[Awaitable[Decision], Decision, dict[str, Any]]
@@ -157,7 +157,7 @@ class DecisionPath:
             return request, None, decision_for(InvalidToken(Reason.MISSING_TOKEN))
         if len(token) > self._max_token_bytes:
             return request, None, decision_for(InvalidToken(Reason.TOKEN_TOO_LARGE))
-        fingerprint = hashlib.sha256(token.encode()).hexdigest()
+        fingerprint = token_fingerprint(token)
         cached = self.cache.get_fresh(fingerprint)
         if cached is None:
             return request, fingerprint, None

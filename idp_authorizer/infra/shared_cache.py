@@ -20,7 +20,6 @@ each asking the IdP. The in-process :class:`~idp_authorizer.infra.cache.BoundedM
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import math
@@ -32,6 +31,7 @@ from urllib.parse import unquote, urlsplit
 
 from idp_authorizer.core.clock import Clock
 from idp_authorizer.core.errors import ConfigurationError, Reason
+from idp_authorizer.core.principal import fingerprint
 from idp_authorizer.infra.aiocache_guard import BaseCache, StringSerializer, memcached_backend, redis_backend
 
 logger = logging.getLogger("idp_authorizer.shared_cache")
@@ -51,10 +51,6 @@ MAX_VALUE_BYTES = 256 * 1024
 def shared_key(kind: str, *parts: str) -> str:
     """``idp:v1:<kind>:<part>...``; callers pass hashes, never a token or a URL with credentials."""
     return ":".join((KEY_PREFIX, kind, *parts))
-
-
-def digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class SharedTier:
@@ -178,7 +174,7 @@ class SharedDocuments:
 
     async def load(self, url: str) -> tuple[dict[str, Any], float] | None:
         """``(document, fetched_at)`` stored by any instance, or ``None``."""
-        found = await self._tier.get(shared_key(self._kind, digest(url)))
+        found = await self._tier.get(shared_key(self._kind, fingerprint(url)))
         if found is None:
             return None
         value = found[0]
@@ -189,7 +185,7 @@ class SharedDocuments:
 
     async def save(self, url: str, document: dict[str, Any], fetched_at: float, max_age: float) -> None:
         value = {"document": document, "fetched_at": fetched_at}
-        await self._tier.set(shared_key(self._kind, digest(url)), value, fetched_at + max_age)
+        await self._tier.set(shared_key(self._kind, fingerprint(url)), value, fetched_at + max_age)
 
 
 @dataclass(frozen=True, slots=True)

@@ -229,19 +229,11 @@ class ClaimRules:
 
     def check(self, claims: Mapping[str, Any], now: float) -> tuple[float, tuple[str, ...]]:
         """``(exp, audiences)`` of claims that pass; raises :class:`InvalidToken` naming the first failure."""
-        exp = numeric_date(claims, "exp", required=True)
+        exp = check_times(claims, now, self.leeway, exp_required=True, check_iat=True)
         assert exp is not None
-        if now >= exp + self.leeway:
-            raise InvalidToken(Reason.EXPIRED, "token has expired")
-        nbf = numeric_date(claims, "nbf", required=False)
-        if nbf is not None and nbf > now + self.leeway:
-            raise InvalidToken(Reason.NOT_YET_VALID, "token is not valid yet")
-        iat = numeric_date(claims, "iat", required=False)
-        if iat is not None and iat > now + self.leeway:
-            raise InvalidToken(Reason.ISSUED_IN_FUTURE, "token iat is in the future")
         if claims.get("iss") != self.issuer:
             raise InvalidToken(Reason.WRONG_ISSUER, "token issuer is not the expected one")
-        audiences = _audiences(claims.get("aud"))
+        audiences = audiences_of(claims.get("aud"), required=True)
         if self.audiences.isdisjoint(audiences):
             raise InvalidToken(Reason.WRONG_AUDIENCE, "token audience is not accepted")
         if not isinstance(claims.get("jti", ""), str):
@@ -251,7 +243,26 @@ class ClaimRules:
         return exp, audiences
 
 
-def _audiences(value: object) -> tuple[str, ...]:
+def check_times(
+    claims: Mapping[str, Any], now: float, leeway: float, *, exp_required: bool, check_iat: bool
+) -> float | None:
+    """The time checks every verdict needs (``exp``, ``nbf``, and ``iat`` for JWTs), with ``leeway``; ``exp``."""
+    exp = numeric_date(claims, "exp", required=exp_required)
+    if exp is not None and now >= exp + leeway:
+        raise InvalidToken(Reason.EXPIRED, "token has expired")
+    nbf = numeric_date(claims, "nbf")
+    if nbf is not None and nbf > now + leeway:
+        raise InvalidToken(Reason.NOT_YET_VALID, "token is not valid yet")
+    iat = numeric_date(claims, "iat") if check_iat else None
+    if iat is not None and iat > now + leeway:
+        raise InvalidToken(Reason.ISSUED_IN_FUTURE, "token iat is in the future")
+    return exp
+
+
+def audiences_of(value: object, *, required: bool) -> tuple[str, ...]:
+    """``aud`` as a tuple (RFC 7519 section 4.1.3: a string or an array of strings)."""
+    if value is None and not required:
+        return ()
     if isinstance(value, str):
         return (value,)
     if isinstance(value, list) and all(isinstance(item, str) for item in value):

@@ -11,7 +11,6 @@ shows a token (only its SHA-256 fingerprint) or a secret.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 
@@ -20,6 +19,7 @@ from idp_authorizer.aws.runtime import Authorizer
 from idp_authorizer.aws.settings import Settings, load_settings
 from idp_authorizer.core.clock import Clock
 from idp_authorizer.core.errors import ConfigurationError, InvalidToken, Problem, Reason, UpstreamUnavailable
+from idp_authorizer.core.principal import fingerprint
 from idp_authorizer.infra.http import HttpClient
 from idp_authorizer.jose.jwt import decompose, is_compact_jws
 from idp_authorizer.tools.checkup import Checkup
@@ -95,7 +95,7 @@ async def check_token(authorizer: Authorizer, token: str, clock: Clock) -> Findi
     raw = token.strip()
     if raw[:7].lower() == "bearer ":
         raw = raw[7:].strip()
-    topic = f"token {hashlib.sha256(raw.encode()).hexdigest()[:12]}"
+    topic = f"token {fingerprint(raw)[:12]}"
     try:
         principal = await authorizer.router.select(raw).verify(raw)
     except InvalidToken as exc:
