@@ -8,12 +8,10 @@ values. Nothing here prints or returns a token or a secret; URLs are shown witho
 
 from __future__ import annotations
 
-import base64
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote_plus
 
 from idp_authorizer.aws.registry import endpoints
 from idp_authorizer.aws.settings import ProviderConfig
@@ -147,14 +145,11 @@ class Checkup:
             return
         config = self.config
         assert config.client_id is not None and config.client_secret is not None
+        from providers.introspection import ClientCredentials  # the one client authentication
+
         form = {"token": PROBE_TOKEN, "token_type_hint": "access_token"}
         secret = config.client_secret.get_secret_value()
-        headers = {}
-        if config.client_auth == "client_secret_post":
-            form |= {"client_id": config.client_id, "client_secret": secret}
-        else:
-            pair = f"{quote_plus(config.client_id)}:{quote_plus(secret)}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        headers = ClientCredentials(config.client_id, secret, config.client_auth).apply(form)
         response = await self._fetch(url, "introspection", "introspection_url", form=form, headers=headers)
         if response is not None:
             self._judge_probe(topic, url, response.body)
