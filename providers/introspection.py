@@ -37,7 +37,7 @@ from urllib.parse import quote_plus
 
 from idp_authorizer.core.clock import Clock
 from idp_authorizer.core.errors import InvalidToken, Reason, UpstreamUnavailable
-from idp_authorizer.core.principal import Principal, fingerprint, has_control_characters, scopes_from_claims, shared
+from idp_authorizer.core.principal import Principal, fingerprint, has_control_characters, interned, scopes_from_claims
 from idp_authorizer.core.provider import Accepts
 from idp_authorizer.infra.cache import BoundedMemoryCache
 from idp_authorizer.infra.http import HttpClient, HttpStatusError, check_url
@@ -305,18 +305,18 @@ class IntrospectionProvider:
         if subject is None:
             raise InvalidToken(Reason.MISSING_SUB, "the introspection response names no subject")
         iss = response.get("iss")
-        issuer = shared(iss) if isinstance(iss, str) else self._rules.issuer or ""
+        issuer = interned(iss) if isinstance(iss, str) else self._rules.issuer or ""
         # principalId, the issuer and the client id can reach integration request headers (mapping templates).
         if has_control_characters(subject) or has_control_characters(issuer) or has_control_characters(client_id or ""):
             raise InvalidToken(Reason.CONTROL_CHARACTERS, "subject, issuer or client id holds control characters")
         return Principal(
             subject=subject,
             issuer=issuer,
-            audiences=shared(audiences),
+            audiences=interned(audiences),
             scopes=scopes_from_claims(response),
             expires_at=until if exp is None else min(exp, until),
             provider=self.name,
-            client_id=None if client_id is None else shared(client_id),
+            client_id=None if client_id is None else interned(client_id),
             claims=MappingProxyType(dict(response)),
         )
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from idp_authorizer.core.clock import Clock
 from idp_authorizer.core.errors import InvalidToken, Reason
-from idp_authorizer.core.principal import Principal, has_control_characters, scopes_from_claims, shared
+from idp_authorizer.core.principal import Principal, has_control_characters, interned, scopes_from_claims
 from idp_authorizer.core.provider import Accepts
 from idp_authorizer.infra.http import check_url
 from idp_authorizer.infra.keyset import JwksStore, KeySetPolicy
@@ -72,11 +72,11 @@ class JwksProvider:
         return Principal(
             subject=subject,
             issuer=self._rules.issuer,
-            audiences=shared(audiences),
+            audiences=interned(audiences),
             scopes=scopes_from_claims(claims),
             expires_at=exp,
             provider=self.name,
-            client_id=None if client_id is None else shared(client_id),
+            client_id=None if client_id is None else interned(client_id),
             kid=key.kid,
             claims=MappingProxyType(claims),
         )

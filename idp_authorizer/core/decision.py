@@ -22,7 +22,7 @@ from idp_authorizer.core.clock import Clock
 from idp_authorizer.core.errors import AuthorizerError, ConfigurationError, InvalidToken, Reason
 from idp_authorizer.core.events import Request, TokenSource, check_token_syntax, parse_event, refused_request
 from idp_authorizer.core.outcome import Decision, Responder, decision_for
-from idp_authorizer.core.principal import NO_CLAIMS, Principal, shared
+from idp_authorizer.core.principal import NO_CLAIMS, Principal, interned
 from idp_authorizer.core.principal import fingerprint as token_fingerprint
 from idp_authorizer.core.provider import Provider
 
@@ -256,7 +256,7 @@ class DecisionPath:
             decision, response = self.responder.answer(request, known.principal)
             self._log_decision(request, decision, fingerprint, cache_hit, started)
             if len(known.responses) < _MAX_RESPONSES_PER_VERDICT:
-                known.responses[shared(key)] = (decision, response)
+                known.responses[interned(key)] = (decision, response)
             return response
         self._log_decision(request, memo[0], fingerprint, cache_hit, started)
         return memo[1]

@@ -10,8 +10,8 @@ from typing import Any, NamedTuple, TypeVar
 
 NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
 _T = TypeVar("_T")
-_SHARED: dict[Any, Any] = {}
-_SHARED_MAX = 4096
+_INTERNED: dict[Any, Any] = {}
+_INTERNED_MAX = 4096
 # C0 controls, DEL, C1 controls and the Unicode line/paragraph separators: characters that split or
 # end a header line once a mapping template copies the value into an integration request header.
 _CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -49,20 +49,20 @@ def scopes_from_claims(claims: Mapping[str, Any]) -> frozenset[str]:
     # A scope with a control character names no configured scope and must not reach the context.
     if found and has_control_characters("".join(found)):
         found = {scope for scope in found if not has_control_characters(scope)}
-    return shared(frozenset(found))
+    return interned(frozenset(found))
 
 
-def shared(value: _T) -> _T:
+def interned(value: _T) -> _T:
     """One copy of a value that many cached verdicts hold (scope sets, audiences, client ids, response keys).
 
     Sharing them makes a cached verdict about a third smaller (1.9 to 1.2 KB measured). Only values of
     verified tokens and of their requests get here, and the table starts over when full.
     """
-    found: _T | None = _SHARED.get(value)
+    found: _T | None = _INTERNED.get(value)
     if found is None:
-        if len(_SHARED) >= _SHARED_MAX:
-            _SHARED.clear()
-        _SHARED[value] = found = value
+        if len(_INTERNED) >= _INTERNED_MAX:
+            _INTERNED.clear()
+        _INTERNED[value] = found = value
     return found
 
 

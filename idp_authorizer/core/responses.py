@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from idp_authorizer.core.principal import Principal, has_control_characters, shared
+from idp_authorizer.core.principal import Principal, has_control_characters, interned
 from idp_authorizer.core.route_policy import RouteResources
 
 RESULT_BUDGET = 7 * 1024
@@ -70,7 +70,7 @@ def principal_context(principal: Principal, claim_names: Sequence[str], *, neste
     context: dict[str, Any] = {
         "sub": principal.subject,
         "iss": principal.issuer,
-        "scope": shared(" ".join(sorted(principal.scopes))),
+        "scope": interned(" ".join(sorted(principal.scopes))),
         "provider": principal.provider,
     }
     if principal.client_id is not None:
