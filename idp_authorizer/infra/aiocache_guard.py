@@ -16,7 +16,7 @@ cache; an earlier measurement on a quieter machine gave 70 ms.
 The guard marks both names unimportable for the duration of that one import and then forgets the
 marks, so :func:`redis_backend` and :func:`memcached_backend` can import their client later, only when
 ``IDP_CACHE_URL`` names it. Every aiocache name the product uses comes from here, so no module has to
-be imported before another for the guard to hold (``tests/test_cache_tier.py`` checks both).
+be imported before another for the guard to hold (``tests/unit/test_cache_tier.py`` checks both).
 """
 
 from __future__ import annotations
