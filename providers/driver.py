@@ -22,9 +22,9 @@ from idp_authorizer.core.provider import Provider
 
 if TYPE_CHECKING:
     from idp_authorizer.infra.cache import BoundedMemoryCache
+    from idp_authorizer.infra.client_auth import ClientAuthMethod
     from idp_authorizer.infra.http import HttpClient
     from idp_authorizer.infra.shared_cache import SharedDocuments, SharedTier
-    from providers.introspection import ClientAuthMethod
     from providers.oidc import Discovery
 
 MetadataName = Literal["jwks_uri", "introspection_endpoint"]

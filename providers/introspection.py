@@ -26,20 +26,19 @@ discovery document of ``IDP_ISSUER`` (:func:`endpoints`).
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import quote_plus
+from typing import TYPE_CHECKING, Any
 
 from idp_authorizer.core.clock import Clock
 from idp_authorizer.core.errors import InvalidToken, Reason, UpstreamUnavailable
 from idp_authorizer.core.principal import Principal, fingerprint, has_control_characters, interned, scopes_from_claims
 from idp_authorizer.core.provider import Accepts
 from idp_authorizer.infra.cache import BoundedMemoryCache
+from idp_authorizer.infra.client_auth import ClientCredentials
 from idp_authorizer.infra.http import HttpClient, HttpStatusError, check_url
 from idp_authorizer.infra.shared_cache import shared_key
 from idp_authorizer.infra.single_flight import SingleFlight
@@ -49,7 +48,6 @@ from providers.driver import Driver, Endpoints, Parts, ProviderOptions
 if TYPE_CHECKING:
     from idp_authorizer.infra.shared_cache import SharedTier
 
-ClientAuthMethod = Literal["client_secret_basic", "client_secret_post"]
 Endpoint = str | Callable[[], Awaitable[str]]
 
 _SHARED_WAIT_SECONDS = 1.0
@@ -62,26 +60,6 @@ Refresh tokens, ID tokens and sender-constrained ``DPoP`` tokens (whose proof is
 
 CLIENT_ERRORS = frozenset({"invalid_client", "unauthorized_client", "invalid_request"})
 """RFC 6749 section 5.2 ``error`` codes of a 400 that blame this client or its request, not the token."""
-
-
-@dataclass(frozen=True, slots=True)
-class ClientCredentials:
-    """How the authorizer authenticates to the introspection endpoint (RFC 7662 section 2.1)."""
-
-    client_id: str
-    client_secret: str = field(repr=False)
-    method: ClientAuthMethod = "client_secret_basic"
-
-    def apply(self, form: dict[str, str]) -> dict[str, str]:
-        """Authenticate one request: returns the headers to send; ``client_secret_post`` adds to ``form``."""
-        if self.method == "client_secret_post":
-            form["client_id"] = self.client_id
-            form["client_secret"] = self.client_secret
-            return {}
-        # RFC 6749 section 2.3.1: id and secret are form-urlencoded first, then joined and base64-encoded;
-        # servers decode them that way, so a ':' or '%' in a secret would otherwise fail or mislead.
-        pair = f"{quote_plus(self.client_id)}:{quote_plus(self.client_secret)}"
-        return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode("ascii")}
 
 
 @dataclass(frozen=True, slots=True)

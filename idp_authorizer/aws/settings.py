@@ -24,9 +24,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from idp_authorizer.core.errors import ConfigurationError, Problem, Reason
 from idp_authorizer.core.events import TokenSource
 from idp_authorizer.core.rules import RouteTable
+from idp_authorizer.infra.client_auth import ClientAuthMethod
 
 ProviderKind = Literal["auth0", "oidc", "jwks", "introspection"]
-ClientAuth = Literal["client_secret_basic", "client_secret_post"]
 ASYMMETRIC = (
     "RS256",
     "RS384",
@@ -69,7 +69,7 @@ class ProviderConfig(BaseModel):
     introspection_url: str | None = None
     client_id: str | None = None
     client_secret: SecretStr | None = None
-    client_auth: ClientAuth = "client_secret_basic"
+    client_auth: ClientAuthMethod = "client_secret_basic"
     required_typ: str | None = None
 
     _lists = field_validator("audience", "algorithms", mode="before")(_split)
@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     introspection_url: str | None = None
     client_id: str | None = None
     client_secret: SecretStr | None = None
-    client_auth: ClientAuth = "client_secret_basic"
+    client_auth: ClientAuthMethod = "client_secret_basic"
     required_typ: str | None = None
     providers: Annotated[list[ProviderConfig] | None, NoDecode] = None
 

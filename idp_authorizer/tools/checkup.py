@@ -145,7 +145,7 @@ class Checkup:
             return
         config = self.config
         assert config.client_id is not None and config.client_secret is not None
-        from providers.introspection import ClientCredentials  # the one client authentication
+        from idp_authorizer.infra.client_auth import ClientCredentials
 
         form = {"token": PROBE_TOKEN, "token_type_hint": "access_token"}
         secret = config.client_secret.get_secret_value()

@@ -22,7 +22,7 @@ from outcomes import outcome_of
 
 from idp_authorizer import handler
 from idp_authorizer.core.errors import AuthorizerUnavailable
-from providers.introspection import ClientCredentials
+from idp_authorizer.infra.client_auth import ClientCredentials
 
 API = ARN.rsplit("/", 2)[0]
 
