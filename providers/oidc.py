@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from idp_authorizer.core.clock import Clock
 from idp_authorizer.core.errors import Reason, UpstreamUnavailable
 from idp_authorizer.infra.http import HttpClient, check_url
-from idp_authorizer.infra.single_flight import SingleFlight
+from idp_authorizer.infra.remote_document import Freshness, RemoteDocument
 from providers.driver import Driver, Endpoints, Parts, ProviderOptions
 
 if TYPE_CHECKING:
@@ -47,7 +47,8 @@ DRIVER = Driver(endpoints, build)
 
 
 class Discovery:
-    """The issuer's metadata, fetched once, kept for ``max_age`` seconds, shared by concurrent callers."""
+    """The issuer's metadata (a :class:`RemoteDocument`): fetched once, kept for ``max_age`` seconds, shared
+    by concurrent callers; after a failed refresh the last good document keeps serving."""
 
     def __init__(
         self,
@@ -60,38 +61,28 @@ class Discovery:
         shared: SharedDocuments | None = None,
     ) -> None:
         self.issuer = issuer
-        self._shared = shared
         self.url = check_url(discovery_url(issuer), "IDP_ISSUER", allow_loopback_http=allow_loopback_http)
-        self._http = http
-        self._max_age = max_age
         self._allow_loopback_http = allow_loopback_http
-        self._clock = clock
-        self._document: dict[str, Any] | None = None
-        self._fetched_at = -float("inf")
-        self._flight: SingleFlight[dict[str, Any]] = SingleFlight()
-        self.fetches = 0
+        # The last good document stays usable however long the outage: it names endpoints, not keys.
+        freshness = Freshness(max_age, stale_seconds=float("inf"), retry_after=_RETRY_AFTER)
+        self._document = RemoteDocument(http, self.url, self._parse, freshness, clock, what="discovery", shared=shared)
+
+    @property
+    def fetches(self) -> int:
+        return self._document.fetches
 
     async def document(self) -> dict[str, Any]:
         """The validated metadata document; the last good one is kept if a refresh fails."""
-        if self._document is not None and self._clock() - self._fetched_at < self._max_age:
-            return self._document
-        return await self._flight.run(None, self._refresh)
-
-    async def _refresh(self) -> dict[str, Any]:
-        shared = await self._load_shared()
-        if shared is not None:
-            return shared
+        fresh = self._document.fresh()
+        if fresh is not None:
+            return fresh
         try:
-            self._document = await self._fetch()
-            self._fetched_at = self._clock()
-            if self._shared is not None:
-                await self._shared.save(self.url, self._document, self._fetched_at, self._max_age)
+            return await self._document.refresh()
         except UpstreamUnavailable:
-            if self._document is None:
+            last_good = self._document.last_good()
+            if last_good is None:
                 raise
-            # Keep the last good document; ask again after a short pause, not on every request.
-            self._fetched_at = self._clock() - self._max_age + _RETRY_AFTER
-        return self._document
+            return last_good
 
     async def endpoint(self, name: str) -> str:
         """A URL from the metadata (``jwks_uri``, ``introspection_endpoint``), checked for https."""
@@ -106,22 +97,7 @@ class Discovery:
     async def jwks_uri(self) -> str:
         return await self.endpoint("jwks_uri")
 
-    async def _load_shared(self) -> dict[str, Any] | None:
-        """Take the document another instance fetched if it is newer than ours, fresh, and for our issuer."""
-        found = await self._shared.load(self.url) if self._shared is not None else None
-        if found is None:
-            return None
-        document, fetched_at = found
-        if fetched_at <= self._fetched_at or self._clock() - fetched_at >= self._max_age:
-            return None
-        if document.get("issuer") != self.issuer:
-            return None
-        self._document, self._fetched_at = document, fetched_at
-        return document
-
-    async def _fetch(self) -> dict[str, Any]:
-        self.fetches += 1
-        body = (await self._http.get_json(self.url)).body
+    def _parse(self, body: dict[str, Any]) -> dict[str, Any]:
         if body.get("issuer") != self.issuer:
             raise UpstreamUnavailable(Reason.ISSUER_MISMATCH, "discovery issuer differs from the configured issuer")
         return body

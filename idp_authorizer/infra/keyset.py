@@ -18,12 +18,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from idp_authorizer.core.clock import Clock
 from idp_authorizer.core.errors import InvalidToken, Reason, UpstreamUnavailable
 from idp_authorizer.infra.http import HttpClient
-from idp_authorizer.infra.single_flight import SingleFlight
+from idp_authorizer.infra.remote_document import Freshness, RemoteDocument
 from idp_authorizer.jose.jwk import VerifyingKey, build_key_set
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class KeySetPolicy:
 
 
 class JwksStore:
-    """The verification keys of one issuer, fetched from ``url``."""
+    """The verification keys of one issuer, fetched from ``url`` (a :class:`RemoteDocument` of keys)."""
 
     def __init__(
         self,
@@ -56,25 +56,23 @@ class JwksStore:
         shared: SharedDocuments | None = None,
     ) -> None:
         self._http = http
-        self._shared = shared
-        self._url = url
         self._algorithms = frozenset(algorithms)
         self._policy = policy
         self._clock = clock
-        self._keys: dict[str, VerifyingKey] = {}
-        self._fetched_at = -float("inf")
-        self._failed_at = -float("inf")
+        freshness = Freshness(policy.max_age, policy.stale_seconds, policy.retry_after)
+        self.document = RemoteDocument(http, url, self._parse, freshness, clock, what="key set", shared=shared)
         self._penalty_at = -float("inf")
-        self._flight: SingleFlight[None] = SingleFlight()
-        self.fetches = 0
-        """Key-set fetches attempted, for tests and metrics."""
         self.penalty_hits = 0
+
+    @property
+    def fetches(self) -> int:
+        """Key-set fetches attempted, for tests and metrics."""
+        return self.document.fetches
 
     def cached(self, kid: str) -> VerifyingKey | None:
         """The key for ``kid`` if the key set is within its maximum age (no I/O)."""
-        if self._clock() - self._fetched_at < self._policy.max_age:
-            return self._keys.get(kid)
-        return None
+        keys = self.document.fresh()
+        return None if keys is None else keys.get(kid)
 
     async def get(self, kid: str) -> VerifyingKey:
         """The key for ``kid``, refreshing the key set when it is old or lacks the kid (within limits).
@@ -83,23 +81,25 @@ class JwksStore:
         penalty box) lacked the kid; :class:`UpstreamUnavailable` when no key can be found because the
         refresh failed or is backing off, and no last-known-good key for ``kid`` is within its stale window.
         """
-        now = self._clock()
-        age = now - self._fetched_at
-        key = self._keys.get(kid)
-        if key is not None and age < self._policy.max_age:
-            return key
-        if key is None and age < self._policy.max_age and now - self._penalty_at < self._policy.cooldown:
-            self.penalty_hits += 1
-            raise InvalidToken(Reason.UNKNOWN_KID, "no key with this kid (key set refreshed recently)")
+        fresh = self.document.fresh()
+        if fresh is not None:
+            key = fresh.get(kid)
+            if key is not None:
+                return key
+            if self._clock() - self._penalty_at < self._policy.cooldown:
+                self.penalty_hits += 1
+                raise InvalidToken(Reason.UNKNOWN_KID, "no key with this kid (key set refreshed recently)")
         try:
-            await self.refresh(kid)
+            keys = await self.document.refresh(accept=lambda found: kid in found)
         except UpstreamUnavailable:
-            if key is not None and age < self._policy.max_age + self._policy.stale_seconds:
+            last_good = self.document.last_good()
+            key = None if last_good is None else last_good.get(kid)
+            if key is not None:
                 logger.warning("serving last known good keys during an IdP outage")
                 return key
             # Not "unknown_kid": the kid could not be checked against the IdP's current key set.
             raise
-        key = self._keys.get(kid)
+        key = keys.get(kid)
         if key is None:
             self._penalty_at = self._clock()
             raise InvalidToken(Reason.UNKNOWN_KID, "no key with this kid")
@@ -107,58 +107,18 @@ class JwksStore:
 
     async def refresh(self, kid: str | None = None) -> None:
         """Fetch the key set once, shared by every concurrent caller; ``kid`` is the key being looked for."""
-        if not self._flight.busy() and self._clock() - self._failed_at < self._policy.retry_after:
-            raise UpstreamUnavailable(Reason.IDP_BACKOFF, "the key set fetch failed moments ago")
-        await self._flight.run(None, lambda: self._fetch(kid))
+        await self.document.refresh(accept=lambda found: kid is None or kid in found)
 
-    async def _fetch(self, kid: str | None) -> None:
+    def _parse(self, body: dict[str, Any]) -> dict[str, VerifyingKey]:
+        # A shared-tier copy for an unknown kid that lacks it too is not taken (``accept``): the refresh
+        # goes to the IdP, so a rotation is seen at once even when instances saved the old set in turn.
         try:
-            url = self._url if isinstance(self._url, str) else await self._url()
-            if await self._hydrate_shared(url, kid):
-                return
-            self.fetches += 1
-            response = await self._http.get_json(url)
-            try:
-                keys = build_key_set(response.body, self._algorithms)
-            except ValueError as exc:
-                raise UpstreamUnavailable(Reason.INVALID_JWKS, "the key set is not a JWK Set") from exc
-            if not keys:
-                raise UpstreamUnavailable(Reason.INVALID_JWKS, "the key set has no usable keys")
-        except UpstreamUnavailable as exc:
-            self._failed_at = self._clock()
-            logger.warning("key set fetch failed: %s", exc.code)
-            raise
-        self._keys = keys
-        self._fetched_at = self._clock()
-        self._failed_at = -float("inf")
-        if self._shared is not None:
-            await self._shared.save(url, response.body, self._fetched_at, self._policy.max_age)
-
-    async def _hydrate_shared(self, url: str, kid: str | None) -> bool:
-        """Take the key set another instance fetched, if it is newer than ours, still fresh, and has ``kid``.
-
-        A refresh for an unknown ``kid`` that the shared key set lacks too goes to the IdP, so a
-        rotation is seen at once even when instances saved the old set in turn.
-        """
-        found = await self._shared.load(url) if self._shared is not None else None
-        if found is None:
-            return False
-        document, fetched_at = found
-        if fetched_at <= self._fetched_at or self._clock() - fetched_at >= self._policy.max_age:
-            return False
-        try:
-            keys = build_key_set(document, self._algorithms)
-        except ValueError:
-            return False
-        if not keys or (kid is not None and kid not in keys):
-            return False
-        self._adopt(keys, fetched_at)
-        return True
+            keys = build_key_set(body, self._algorithms)
+        except ValueError as exc:
+            raise UpstreamUnavailable(Reason.INVALID_JWKS, "the key set is not a JWK Set") from exc
+        if not keys:
+            raise UpstreamUnavailable(Reason.INVALID_JWKS, "the key set has no usable keys")
+        return keys
 
     async def close(self) -> None:
         await self._http.close()
-
-    def _adopt(self, keys: dict[str, VerifyingKey], fetched_at: float) -> None:
-        self._keys = keys
-        self._fetched_at = fetched_at
-        self._failed_at = -float("inf")

@@ -312,12 +312,12 @@ async def test_rotation_when_every_instance_saved_the_old_set_in_turn(fresh_idp,
     first, second = instance(), instance()
     assert await outcome_of_async(first.authorize(rest_token(fresh_idp.mint()))) == "allow"
     second_store: Any = second.router.providers[0].store
-    second_store._fetched_at = -float("inf")  # as if it had fetched before the first one saved
+    second_store.document.fetched_at = -float("inf")  # as if it had fetched before the first one saved
     assert await outcome_of_async(second.authorize(rest_token(fresh_idp.mint()))) == "allow"
     fresh_idp.rotate_keys()
     hits = fresh_idp.hits["/.well-known/jwks.json"]
     first_store: Any = first.router.providers[0].store
-    first_store._fetched_at -= 1  # the shared copy is newer than this instance's, but old
+    first_store.document.fetched_at -= 1  # the shared copy is newer than this instance's, but old
     assert await outcome_of_async(first.authorize(rest_token(fresh_idp.mint()))) == "allow"
     assert fresh_idp.hits["/.well-known/jwks.json"] == hits + 1
     await close(first, second)
