@@ -143,7 +143,7 @@ class IntrospectionProvider:
     def _cached(self, key: str) -> Principal | None:
         verdict = self._cache.get_fresh(key)
         if isinstance(verdict, str):
-            raise InvalidToken(Reason.of(verdict, Reason.INVALID_TOKEN), "token refused moments ago")
+            raise InvalidToken(Reason.refusal(verdict), "token refused moments ago")
         return verdict if isinstance(verdict, Principal) else None
 
     async def _resolve(self, key: str, token: str) -> Principal:
@@ -202,7 +202,7 @@ class IntrospectionProvider:
                 return None
             self._cache.put(key, refused, until)
             # A code read back from the shared tier; one this version does not know is still a refusal.
-            raise InvalidToken(Reason.of(refused, Reason.INVALID_TOKEN), "token refused moments ago")
+            raise InvalidToken(Reason.refusal(refused), "token refused moments ago")
         until = self._reuse_until(value, expires_at, self.cache_seconds)
         if until is None or not isinstance(response, dict) or response.get("active") is not True:
             return None

@@ -164,7 +164,7 @@ class DecisionPath:
         if type(cached) is CachedPrincipal:
             return request, fingerprint, cached
         # A refusal remembered by its code (the verdict cache holds only codes it was given).
-        return request, fingerprint, decision_for(InvalidToken(Reason.of(str(cached), Reason.INVALID_TOKEN)))
+        return request, fingerprint, decision_for(InvalidToken(Reason.refusal(str(cached))))
 
     def _verify_local(self, token: str) -> Decision | None:
         try:

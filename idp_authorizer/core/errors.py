@@ -109,6 +109,15 @@ class Reason(StrEnum):
         return cls._value2member_map_.get(code, default)  # type: ignore[return-value]
 
     @classmethod
+    def refusal(cls, code: str) -> Reason:
+        """The refusal named ``code`` (read back from a cache); any code that is not one, ``invalid_token``.
+
+        A cache another instance can write must never turn a remembered refusal into anything else.
+        """
+        reason = cls.of(code, cls.INVALID_TOKEN)
+        return reason if OUTCOMES[reason] == "invalid" else cls.INVALID_TOKEN
+
+    @classmethod
     def http(cls, status: int) -> Reason:
         """The reason for an HTTP status from the IdP (``http_other`` for a rare one)."""
         return cls.of(f"http_{status}", cls.HTTP_OTHER)

@@ -44,6 +44,8 @@ def decision_for(error: AuthorizerError) -> Decision:
     a fault of the IdP or of the configuration is ``unavailable`` (a 500 API Gateway does not cache),
     never ``invalid`` (a 401 it may cache)."""
     outcome = OUTCOMES[error.code]
+    if outcome in ("allow", "deny"):
+        outcome = "invalid"  # an error never allows: a reason of the wrong family is still a refusal
     if outcome == "unavailable":
         logger.warning("identity provider unavailable or misconfigured: %s", error.code)
     return Decision(outcome, error.code)

@@ -254,3 +254,22 @@ def test_a_shared_verdict_without_answered_at_is_not_reused(introspection, insta
     reader = instances(clock)
     assert outcome(reader, token) == "allow"
     assert introspection.calls == 2  # its window cannot be bounded: the reader asked the IdP
+
+
+@pytest.mark.parametrize("planted", ["allowed", "verified", "insufficient_scope", "idp_timeout", "no-such-code"])
+def test_a_planted_shared_refusal_code_is_only_ever_a_refusal(introspection, instances, redis_server, planted):
+    """Whoever can write the shared tier cannot turn a stored refusal into an allow (or an outage)."""
+    import redis
+
+    clock = FakeClock()
+    token = introspection.issue()
+    writer = instances(clock)
+    assert outcome(writer, token) == "allow"
+    client = redis.Redis(port=redis_server.port)
+    (key,) = client.keys("idp:v1:introspect:*")
+    entry: dict[str, Any] = json.loads(client.get(key))
+    entry["value"] = {"refused": planted, "answered_at": clock()}
+    client.set(key, json.dumps(entry), ex=300)
+    client.close()
+    reader = instances(clock)
+    assert outcome(reader, token) == "unauthorized"

@@ -83,3 +83,11 @@ def test_configuration_problems_name_their_variables_as_data(monkeypatch):
     messages = [p.message for p in bad.value.problems]
     assert messages == ["IDP_ROUTES: Value error, is not valid JSON", messages[1]]
     assert messages[1].startswith("IDP_CACHE_MAX_ENTRIES:") and "{not json" not in bad.value.description
+
+
+def test_a_refusal_read_back_is_never_another_outcome():
+    assert Reason.refusal("expired") is Reason.EXPIRED
+    for code in ("allowed", "verified", "insufficient_scope", "idp_timeout", "configuration_error", "junk"):
+        assert Reason.refusal(code) is Reason.INVALID_TOKEN
+    # an error never allows, whatever reason it carries
+    assert decision_for(InvalidToken(Reason.ALLOWED)).outcome == "invalid"
