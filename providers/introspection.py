@@ -163,7 +163,7 @@ class IntrospectionProvider:
             await self._refuse(key, exc.code, answered_at, share=shared)
             raise
         if self.cache_seconds > 0:
-            await self._cache.set(key, principal, ttl=principal.expires_at - self._clock())
+            await self._remember(key, principal, principal.expires_at)
             if self._shared is not None:
                 kept = {name: value for name, value in response.items() if value != token}
                 stored = {"response": kept, "answered_at": answered_at}
@@ -178,7 +178,7 @@ class IntrospectionProvider:
         assert self._shared is not None
         stored = await self._shared.get(shared_key(key))
         if stored is not None:
-            return self._from_stored(key, *stored)
+            return await self._from_stored(key, *stored)
         if self.cache_seconds <= 0 or await self._shared.claim(shared_key("claim:" + key), _SHARED_WAIT_SECONDS):
             return None
         deadline = self._clock() + _SHARED_WAIT_SECONDS
@@ -186,10 +186,10 @@ class IntrospectionProvider:
             await asyncio.sleep(_SHARED_POLL_SECONDS)
             stored = await self._shared.get(shared_key(key))
             if stored is not None:
-                return self._from_stored(key, *stored)
+                return await self._from_stored(key, *stored)
         return None
 
-    def _from_stored(self, key: str, value: dict[str, Any], expires_at: float) -> Principal | None:
+    async def _from_stored(self, key: str, value: dict[str, Any], expires_at: float) -> Principal | None:
         """Rebuild a verdict another instance stored (checked again now); ``None`` if unusable.
 
         Reused only within this instance's own window (:meth:`_reuse_until`): ``cache_seconds`` for an
@@ -200,7 +200,7 @@ class IntrospectionProvider:
             until = self._reuse_until(value, expires_at, self.negative_seconds)
             if until is None:
                 return None
-            self._cache.put(key, refused, until)
+            await self._remember(key, refused, until)
             # A code read back from the shared tier; one this version does not know is still a refusal.
             raise InvalidToken(Reason.refusal(refused), "token refused moments ago")
         until = self._reuse_until(value, expires_at, self.cache_seconds)
@@ -209,10 +209,14 @@ class IntrospectionProvider:
         try:
             principal = self._principal(response, until)
         except InvalidToken as exc:
-            self._cache.put(key, exc.code, min(expires_at, self._clock() + self.negative_seconds))
+            await self._remember(key, exc.code, min(expires_at, self._clock() + self.negative_seconds))
             raise
-        self._cache.put(key, principal, principal.expires_at)
+        await self._remember(key, principal, principal.expires_at)
         return principal
+
+    async def _remember(self, key: str, value: Principal | str, until: float) -> None:
+        """Into the in-process tier until ``until`` (aiocache's interface, since the loop runs here)."""
+        await self._cache.set(key, value, ttl=until - self._clock())
 
     def _reuse_until(self, value: Mapping[str, Any], expires_at: float, seconds: float) -> float | None:
         """Until when a stored answer may be reused here: ``seconds`` after ``answered_at``, never past
@@ -232,7 +236,7 @@ class IntrospectionProvider:
         if self.negative_seconds <= 0:
             return
         until = answered_at + self.negative_seconds
-        await self._cache.set(key, code, ttl=until - self._clock())
+        await self._remember(key, code, until)
         if share and self._shared is not None:
             await self._shared.set(shared_key(key), {"refused": code, "answered_at": answered_at}, until)
 
