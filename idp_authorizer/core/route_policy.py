@@ -111,10 +111,11 @@ class PolicyBuilder:
         else:
             allow, deny = self._rule_allows(allowed, denied)
         connect = table.permits(principal, table.connect)
+        # The router gives $connect only the exact ARN (and "$connect/", the same to the ARN parser).
         if connect and not iam.allowed(allow, deny, CONNECT):
             allow.append(CONNECT)
         elif not connect and iam.allowed(allow, deny, CONNECT):
-            deny.append(CONNECT)
+            deny += [CONNECT, CONNECT + "/"]
         return _Suffixes(iam.simplify(allow), iam.simplify(deny))
 
     def _rule_allows(self, allowed: list[Rule], denied: list[Rule]) -> tuple[list[str], list[str]]:

@@ -229,8 +229,8 @@ class RouteTable:
 
     def route(self, verb: str, path: str) -> Rule | None:
         """The rule API Gateway would route ``verb path`` to; ``None`` when no rule (not even ``$default``) does."""
-        if verb == CONNECT:
-            return self.connect
+        if verb == CONNECT and not path:
+            return self.connect  # only the exact $connect ARN; "$connect/x" is no route of a WebSocket API
         parts = split_path(path)
         for rule in self.rules:
             if rule.matches(verb, parts):

@@ -47,7 +47,7 @@ NIGHTLY_EXAMPLES = 50_000
 def route_matches(pattern: str, verb: str, path: str) -> bool:
     """Whether an API Gateway route ``METHOD /path`` serves ``verb`` on ``path`` (the ARN path, no leading /)."""
     method, _, template = pattern.partition(" ")
-    if method != "ANY" and method != verb:
+    if method != verb and not (method == "ANY" and verb in VERBS):  # ANY means the seven HTTP methods
         return False
     parts = template.strip("/").split("/") if template.strip("/") else []
     regex = ""
@@ -82,7 +82,11 @@ def rules_allow(routes: dict, default: str, required: set, scopes: set, verb: st
     """The direct decision: the route API Gateway picks, then its scopes (any-of); unrouted → the default."""
     if not required <= scopes:
         return False
-    served = [p for p in routes if p != "$default" and route_matches(p, verb, path)]
+    if verb == "$connect" and path == "":  # a WebSocket $connect ARN: its own route or the unlisted default
+        if "$connect" not in routes:
+            return default == "allow" or not routes
+        return not routes["$connect"] or bool(scopes & set(routes["$connect"]))
+    served = [p for p in routes if p not in ("$default", "$connect") and route_matches(p, verb, path)]
     best = None
     for p in served:
         if best is None or more_specific(p, best):
@@ -104,9 +108,12 @@ route_path = st.tuples(st.lists(segment, max_size=3), st.booleans()).map(
 )
 route = st.tuples(st.sampled_from(RULE_VERBS), route_path).map(lambda t: f"{t[0]} {t[1]}")
 needs = st.lists(st.sampled_from(SCOPES), max_size=2, unique=True)
-tables = st.dictionaries(st.one_of(route, st.just("$default")), needs, min_size=1, max_size=7)
+tables = st.dictionaries(st.one_of(route, st.just("$default"), st.just("$connect")), needs, min_size=1, max_size=7)
 request_segment = st.sampled_from((*LITERALS, "x", "", "*", "a?"))
-request = st.tuples(st.sampled_from(VERBS), st.lists(request_segment, max_size=4).map("/".join))
+request = st.one_of(
+    st.tuples(st.sampled_from(VERBS), st.lists(request_segment, max_size=4).map("/".join)),
+    st.tuples(st.just("$connect"), st.sampled_from(("", "x", "a/b"))),  # WebSocket, and odd paths after it
+)
 
 
 def near(routes: dict) -> st.SearchStrategy[tuple[str, str]]:
@@ -131,8 +138,13 @@ def principal(scopes: set) -> Principal:
     )
 
 
+def arn_of(verb: str, path: str) -> str:
+    """The ARN API Gateway sends: ``…/stage/VERB/path``, and ``…/stage/$connect`` for a WebSocket connect."""
+    return f"{PREFIX}/{verb}" if verb == "$connect" and not path else f"{PREFIX}/{verb}/{path}"
+
+
 def event(verb: str, path: str, shape: str) -> dict:
-    arn = f"{PREFIX}/{verb}/{path}"
+    arn = arn_of(verb, path)
     if shape == "http-v2":
         return http_v2(None, arn, "$default")
     return rest_token("x", arn)
@@ -159,7 +171,7 @@ def check(data: st.DataObject, counts: Counter) -> None:
     for verb, path in issued:
         _, policy = responder.answer(parse_event(event(verb, path, shape)), who)
         direct = rules_allow(routes, default, required, scopes, verb, path)
-        allowed = iam_allows(policy, f"{PREFIX}/{verb}/{path}")
+        allowed = iam_allows(policy, arn_of(verb, path))
         assert not allowed or direct, f"policy for {verb} /{path} allows it against the rules: {policy}"
         if direct and not allowed:
             assert "*" in path or "?" in path, f"{verb} /{path} is allowed by the rules, denied by {policy}"
@@ -167,7 +179,7 @@ def check(data: st.DataObject, counts: Counter) -> None:
         counts["policies"] += 1
         for other_verb, other_path in [*replayed, *issued]:
             wanted = rules_allow(routes, default, required, scopes, other_verb, other_path)
-            got = iam_allows(policy, f"{PREFIX}/{other_verb}/{other_path}")
+            got = iam_allows(policy, arn_of(other_verb, other_path))
             counts["replays"] += 1
             if got and not wanted:
                 counts["over-allows"] += 1

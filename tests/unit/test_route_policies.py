@@ -155,3 +155,18 @@ def test_oversized_policy_falls_back_to_the_incoming_arn():
     assert response["policyDocument"]["Statement"] == [
         {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": [f"{PREFIX}/GET/r2/1/items/3"]}
     ]
+
+
+def test_a_cached_allow_everything_policy_does_not_open_connect_with_a_path():
+    """Red-team finding: with ``Allow *`` and ``$connect`` denied, ``…/$connect/x`` was allowed although the
+    router sent it to the ``$connect`` rule. Only the exact ``$connect`` ARN is that route now."""
+    table = RouteTable.build({"$connect": ["s"]}, allow_unlisted=True)
+    responder = Responder(table)
+    who = principal()
+    policy = responder.render(parse_event(token_event("GET", "/a")), Decision("allow", "x", who))
+    for suffix in ("$connect", "$connect/"):
+        assert not iam_allows(policy, f"{PREFIX}/{suffix}")
+    assert iam_allows(policy, f"{PREFIX}/$connect/x")
+    assert permits(responder, parse_event(token_event("$connect", "/x")), who)  # unlisted: allowed
+    connect = parse_event({"type": "TOKEN", "authorizationToken": "Bearer x", "methodArn": f"{PREFIX}/$connect"})
+    assert not permits(responder, connect, who)
