@@ -263,10 +263,6 @@ class RouteTable:
             return self.empty or self.allow_unlisted
         return rule.permits(principal)
 
-    def permits_request(self, principal: Principal, verb: str, path: str) -> bool:
-        """The decision for a request ``verb path`` (the ARN's): routed, then :meth:`permits`."""
-        return self.permits(principal, self.route(verb, path))
-
 
 def _refuse_duplicates(rules: list[Rule]) -> None:
     """Two rules API Gateway could not tell apart (``GET /pets/{id}`` and ``GET /pets/{name}``) are a mistake."""

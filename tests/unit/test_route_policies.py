@@ -81,7 +81,8 @@ def test_cached_policy_replayed_on_every_route_gives_the_direct_decision(who, al
 def test_expected_decisions():
     table = RouteTable.build(ROUTES)
     decide = {
-        who: {f"{v} {p}": table.permits_request(pr, v, p[1:]) for v, p in REQUESTS} for who, pr in PRINCIPALS.items()
+        who: {f"{v} {p}": table.permits(pr, table.route(v, p[1:])) for v, p in REQUESTS}
+        for who, pr in PRINCIPALS.items()
     }
     assert decide["reader"] == {
         "GET /pets": True,
@@ -100,8 +101,8 @@ def test_expected_decisions():
 
 def test_required_scopes_apply_to_every_route():
     table = RouteTable.build(ROUTES, ["tenant:acme"])
-    assert not table.permits_request(PRINCIPALS["admin"], "GET", "health")
-    assert table.permits_request(principal("tenant:acme"), "GET", "health")
+    assert not table.permits(PRINCIPALS["admin"], table.route("GET", "health"))
+    assert table.permits(principal("tenant:acme"), table.route("GET", "health"))
 
 
 def test_the_request_path_decides_not_the_route_template():
