@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from idp_authorizer.infra.shared_cache import SharedDocuments
 
 T = TypeVar("T")
-logger = logging.getLogger("idp_authorizer.jwks")
+logger = logging.getLogger("idp_authorizer.remote_document")
 
 
 @dataclass(frozen=True, slots=True)
