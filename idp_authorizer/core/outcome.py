@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
-from idp_authorizer.core import iam
 from idp_authorizer.core.errors import OUTCOMES, AuthorizerError, AuthorizerUnavailable, Outcome, Reason
 from idp_authorizer.core.events import Request
 from idp_authorizer.core.principal import Principal
@@ -104,14 +103,13 @@ class Responder:
         route policy does not cover cannot be allowed exactly (IAM has no escape), so it is denied.
         """
         decision = self.decide(request, principal)
-        if self.simple(request) or decision.outcome != "allow":
-            return decision, self.render(request, decision)
-        assert request.arn is not None
-        resources = self.builder.resources(principal, request.arn, True)
-        if not iam.allowed(resources.allow, resources.deny, request.arn.value):
+        response = self.render(request, decision)
+        # An allowed request's policy always allows its ARN, unless that ARN (or the 8 KB fallback for it)
+        # could only be written with a wildcard character: then the policy denies, and so does the log.
+        policy = response.get("policyDocument")
+        if decision.outcome == "allow" and policy is not None and policy["Statement"][0]["Effect"] != "Allow":
             decision = Decision("deny", Reason.WILDCARD_IN_PATH, principal)
-            resources = self.builder.resources(principal, request.arn, False)
-        return decision, self._iam(request, principal, resources, decision.outcome == "allow")
+        return decision, response
 
     def render(self, request: Request | None, decision: Decision) -> dict[str, Any]:
         """The response for API Gateway; raises for the 401 and the fail-closed 500."""
