@@ -60,8 +60,9 @@ class _Suffixes(NamedTuple):
 
 def incoming_only(arn: ExecuteApiArn, permitted: bool) -> RouteResources:
     """A policy about the incoming ARN alone; one with a wildcard character in its path only denies."""
-    if permitted and not iam.has_wildcard(arn.value[len(arn.api_prefix) :]):
-        return RouteResources((stage_prefix(arn) + arn.value[len(arn.api_prefix) :],), ())
+    rest = arn.value[len(arn.api_prefix) :]
+    if permitted and not iam.has_wildcard(rest):
+        return RouteResources((stage_prefix(arn) + rest,), ())
     return RouteResources((), (_literal(arn),))
 
 
