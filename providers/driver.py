@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from idp_authorizer.infra.client_auth import ClientAuthMethod
     from idp_authorizer.infra.http import HttpClient
     from idp_authorizer.infra.shared_cache import SharedDocuments, SharedTier
-    from providers.oidc import Discovery
+    from providers.discovery import Discovery
 
 MetadataName = Literal["jwks_uri", "introspection_endpoint"]
 """What a provider fetches, named as in the discovery metadata (RFC 8414 section 2)."""
@@ -46,7 +46,8 @@ class Endpoints:
     url: str | None = None
     discovery: str | None = None
     issuer_setting: str = "issuer"
-    """The setting ``issuer`` comes from (``issuer``, or ``auth0_domain``): the one to fix when it is wrong."""
+    """The setting ``issuer`` comes from (``issuer``, ``auth0_domain``, ``cognito_user_pool_id``,
+    ``entra_tenant_id``): the one to fix when it is wrong."""
 
     def __post_init__(self) -> None:
         if self.url is None and self.discovery is None:
@@ -74,6 +75,24 @@ class ProviderOptions(Protocol):
     def auth0_domain(self) -> str | None: ...
     @property
     def required_typ(self) -> str | None: ...
+    @property
+    def client_ids(self) -> tuple[str, ...]: ...
+    @property
+    def allowed_tenants(self) -> tuple[str, ...]: ...
+    @property
+    def tenant_claim(self) -> str: ...
+    @property
+    def cognito_user_pool_id(self) -> str | None: ...
+    @property
+    def cognito_client_ids(self) -> tuple[str, ...]: ...
+    @property
+    def cognito_token_use(self) -> str: ...
+    @property
+    def entra_tenant_id(self) -> str | None: ...
+    @property
+    def entra_token_version(self) -> str: ...
+    @property
+    def entra_allowed_tenants(self) -> tuple[str, ...]: ...
     @property
     def introspection_url(self) -> str | None: ...
     @property

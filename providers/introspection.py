@@ -42,7 +42,7 @@ from idp_authorizer.infra.client_auth import ClientCredentials
 from idp_authorizer.infra.http import HttpClient, HttpStatusError, check_url
 from idp_authorizer.infra.shared_cache import shared_key
 from idp_authorizer.infra.single_flight import SingleFlight
-from idp_authorizer.jose.jwt import audiences_of, check_times, numeric_date
+from idp_authorizer.jose.jwt import audiences_of, check_times, client_of, numeric_date
 from providers.driver import Driver, Endpoints, Parts, ProviderOptions
 
 if TYPE_CHECKING:
@@ -69,6 +69,8 @@ class IntrospectionRules:
     issuer: str | None = None
     audiences: frozenset[str] = frozenset()
     leeway: float = 0.0
+    clients: frozenset[str] = frozenset()
+    """``IDP_CLIENT_IDS``: when set, the token's client must be one of them (see ``client_of``)."""
 
     def check(self, response: Mapping[str, Any], now: float) -> tuple[float | None, tuple[str, ...]]:
         """``(exp, audiences)`` of a response that passes; raises :class:`InvalidToken` naming the failure."""
@@ -103,7 +105,7 @@ class IntrospectionProvider:
     ) -> None:
         self.name = name
         self.accepts: Accepts = "opaque"
-        self.issuer: str | None = None  # opaque tokens carry no iss to route by
+        self.issuers: frozenset[str] = frozenset()  # opaque tokens carry no iss to route by
         self.cache_seconds = cache_seconds
         self.negative_seconds = negative_seconds
         self._http = http
@@ -282,7 +284,7 @@ class IntrospectionProvider:
         if active is not True:
             raise UpstreamUnavailable(Reason.INVALID_INTROSPECTION, "the introspection response has no boolean active")
         exp, audiences = self._rules.check(response, self._clock())
-        client_id = _text(response, "client_id")
+        client_id = client_of(response, self._rules.clients) or None
         subject = _text(response, "sub") or _text(response, "username") or client_id
         if subject is None:
             raise InvalidToken(Reason.MISSING_SUB, "the introspection response names no subject")
@@ -307,7 +309,7 @@ def endpoints(config: ProviderOptions) -> Endpoints:
     """``IDP_INTROSPECTION_URL``, else discovery's ``introspection_endpoint`` (``IDP_ISSUER`` is then set)."""
     if config.introspection_url is not None:
         return Endpoints(config.issuer, "introspection_endpoint", url=config.introspection_url)
-    from providers.oidc import discovery_url
+    from providers.discovery import discovery_url
 
     assert config.issuer is not None
     return Endpoints(config.issuer, "introspection_endpoint", discovery=discovery_url(config.issuer))
@@ -329,7 +331,9 @@ def build(config: ProviderOptions, parts: Parts) -> IntrospectionProvider:
         parts.http,
         endpoint,
         credentials,
-        IntrospectionRules(config.issuer, frozenset(config.audience), settings.leeway_seconds),
+        IntrospectionRules(
+            config.issuer, frozenset(config.audience), settings.leeway_seconds, frozenset(config.client_ids)
+        ),
         cache=parts.cache,
         shared=parts.shared,
         cache_seconds=settings.introspection_cache_seconds,

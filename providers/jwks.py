@@ -1,7 +1,8 @@
 """Generic JWT access-token verifier against a JWK Set URL (``IDP_PROVIDER=jwks``).
 
-The OIDC and Auth0 providers are this verifier with the key set URL found another way: their driver
-modules derive other :class:`~providers.driver.Endpoints` and build it with :func:`build_verifier`.
+The OIDC, Auth0, Cognito and Entra providers are this verifier with the key set URL found another
+way and, for the last two, their own claim rules: their driver modules derive other
+:class:`~providers.driver.Endpoints` and build it with :func:`build_verifier`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from types import MappingProxyType
 from typing import Any
 
 from idp_authorizer.core.clock import Clock
-from idp_authorizer.core.errors import InvalidToken, Reason
+from idp_authorizer.core.errors import ConfigurationError, InvalidToken, Reason
 from idp_authorizer.core.principal import Principal, has_control_characters, interned, scopes_from_claims
 from idp_authorizer.core.provider import Accepts
 from idp_authorizer.infra.http import check_url
 from idp_authorizer.infra.keyset import JwksStore, KeySetPolicy
+from idp_authorizer.jose.issuer import TENANT, Issuers
 from idp_authorizer.jose.jwk import VerifyingKey
 from idp_authorizer.jose.jwt import ClaimRules, CompactJws, check_header, decompose
 from providers.driver import Driver, Endpoints, Parts, ProviderOptions
@@ -38,7 +40,7 @@ class JwksProvider:
     ) -> None:
         self.name = name
         self.accepts: Accepts = "jwt"
-        self.issuer: str | None = rules.issuer
+        self.issuers = rules.issuers.values
         self.cache_seconds = cache_seconds
         self.store = store
         self._rules = rules
@@ -67,16 +69,16 @@ class JwksProvider:
         if not verify(jws.signing_input, jws.signature):
             raise InvalidToken(Reason.BAD_SIGNATURE, "token signature does not verify")
         claims = jws.unverified_claims  # verified from here on
-        exp, audiences = self._rules.check(claims, self._clock())
-        subject, client_id = _identity(claims)
+        checked = self._rules.check(claims, self._clock())
+        subject = _subject(claims, checked.client)
         return Principal(
             subject=subject,
-            issuer=self._rules.issuer,
-            audiences=interned(audiences),
+            issuer=checked.issuer,
+            audiences=interned(checked.audiences),
             scopes=scopes_from_claims(claims),
-            expires_at=exp,
+            expires_at=checked.exp,
             provider=self.name,
-            client_id=None if client_id is None else interned(client_id),
+            client_id=None if checked.client is None else interned(checked.client),
             kid=key.kid,
             claims=MappingProxyType(claims),
         )
@@ -88,12 +90,27 @@ def endpoints(config: ProviderOptions) -> Endpoints:
     return Endpoints(config.issuer, "jwks_uri", url=config.jwks_url)
 
 
-def build(config: ProviderOptions, parts: Parts) -> JwksProvider:
-    return build_verifier(config, parts, endpoints(config))
+def claim_rules(config: ProviderOptions, where: Endpoints, leeway: float) -> ClaimRules:
+    """The generic rules: ``iss`` is the issuer (or, for an issuer template with ``{tenantid}``, one of
+    ``allowed_tenants`` bound to ``tenant_claim``), ``aud`` any of ``IDP_AUDIENCE``, the client one of
+    ``IDP_CLIENT_IDS`` when set."""
+    assert where.issuer is not None
+    if TENANT in where.issuer:
+        try:
+            issuers = Issuers.template(where.issuer, config.allowed_tenants, config.tenant_claim)
+        except ValueError as exc:
+            raise ConfigurationError(Reason.CONFIGURATION_ERROR, f"IDP_ISSUER, IDP_ALLOWED_TENANTS: {exc}") from None
+    elif config.allowed_tenants:
+        raise ConfigurationError(
+            Reason.CONFIGURATION_ERROR, f"IDP_ALLOWED_TENANTS needs an IDP_ISSUER template with {TENANT}"
+        )
+    else:
+        issuers = Issuers(where.issuer)
+    return ClaimRules(issuers, frozenset(config.audience), leeway, clients=frozenset(config.client_ids))
 
 
-def build_verifier(config: ProviderOptions, parts: Parts, where: Endpoints) -> JwksProvider:
-    """The verifier for tokens of ``where.issuer``, its keys from ``where.url`` or else from discovery."""
+def build_verifier(config: ProviderOptions, parts: Parts, where: Endpoints, rules: ClaimRules) -> JwksProvider:
+    """The verifier of ``rules``, its keys from ``where.url`` or else from ``where.issuer``'s discovery."""
     settings = parts.settings
     assert where.issuer is not None
     source: str | Callable[[], Awaitable[str]]
@@ -110,7 +127,7 @@ def build_verifier(config: ProviderOptions, parts: Parts, where: Endpoints) -> J
     return JwksProvider(
         config.label,
         store,
-        ClaimRules(where.issuer, frozenset(config.audience), settings.leeway_seconds),
+        rules,
         config.algorithms,
         required_typ=config.required_typ,
         cache_seconds=settings.token_cache_seconds,
@@ -118,21 +135,33 @@ def build_verifier(config: ProviderOptions, parts: Parts, where: Endpoints) -> J
     )
 
 
-DRIVER = Driver(endpoints, build)
+RulesFor = Callable[[ProviderOptions, Endpoints, float], ClaimRules]
+"""How a driver derives its claim rules from its settings, its endpoints and the leeway."""
 
 
-def _identity(claims: Mapping[str, Any]) -> tuple[str, str | None]:
-    """``(subject, client_id)`` of verified claims: ``sub``, else the client (``client_id``, else ``azp``).
+def jwt_driver(endpoints: Callable[[ProviderOptions], Endpoints], rules: RulesFor = claim_rules) -> Driver:
+    """The driver of a JWT provider: keys where ``endpoints`` says, claims checked by ``rules`` (no I/O)."""
 
-    Both can reach the backend (``principalId``, and request headers through mapping templates), so
-    a control character in either refuses the token; the issuer needs no check: it equals the
-    configured one exactly.
+    def build(config: ProviderOptions, parts: Parts) -> JwksProvider:
+        where = endpoints(config)
+        return build_verifier(config, parts, where, rules(config, where, parts.settings.leeway_seconds))
+
+    return Driver(endpoints, build)
+
+
+DRIVER = jwt_driver(endpoints)
+
+
+def _subject(claims: Mapping[str, Any], client: str | None) -> str:
+    """The token's subject: ``sub``, else its client (a client-credentials token may carry no ``sub``).
+
+    Subject and client can reach the backend (``principalId``, and request headers through mapping
+    templates), so a control character in either refuses the token; the issuer needs no check: it is
+    one of the configured ones exactly.
     """
-    client_id = claims.get("client_id", claims.get("azp"))
-    subject = claims.get("sub", client_id)
+    subject = claims.get("sub", client)
     if not isinstance(subject, str) or not subject:
         raise InvalidToken(Reason.MISSING_SUB, "token names no subject")
-    client = client_id if isinstance(client_id, str) else None
     if has_control_characters(subject) or (client is not None and has_control_characters(client)):
         raise InvalidToken(Reason.CONTROL_CHARACTERS, "token subject or client id holds control characters")
-    return subject, client
+    return subject

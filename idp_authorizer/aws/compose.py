@@ -26,7 +26,7 @@ from idp_authorizer.infra.log import DecisionLog
 if TYPE_CHECKING:
     from idp_authorizer.infra.metrics import Metrics
     from idp_authorizer.infra.shared_cache import SharedDocuments, SharedTier
-    from providers.oidc import Discovery
+    from providers.discovery import Discovery
 
 
 @dataclass
@@ -49,7 +49,7 @@ class Collaborators:
 
     def discovery(self, issuer: str) -> Discovery:
         """One discovery document per issuer, however many providers read it (JWT keys, introspection)."""
-        from providers.oidc import Discovery
+        from providers.discovery import Discovery
 
         if issuer not in self._discoveries:
             self._discoveries[issuer] = Discovery(
@@ -87,9 +87,8 @@ def build_authorizer(settings: Settings, *, clock: Clock = time.time, http: Http
     providers = [build_provider(config, parts) for config in settings.provider_configs()]
     if metrics is not None:
         metrics.watch_providers(providers)
-    responder = Responder(
-        settings.route_table(), settings.response, settings.context_claims, settings.usage_identifier_claim
-    )
+    context_claims, usage_claim = settings.claim_paths()
+    responder = Responder(settings.route_table(), settings.response, context_claims, usage_claim)
     return Authorizer(
         ProviderRouter(providers),
         responder,

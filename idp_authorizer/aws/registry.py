@@ -29,6 +29,8 @@ DRIVERS: Mapping[str, str] = MappingProxyType(
         "jwks": "providers.jwks",
         "oidc": "providers.oidc",
         "auth0": "providers.auth0",
+        "cognito": "providers.cognito",
+        "entra": "providers.entra",
         "introspection": "providers.introspection",
     }
 )

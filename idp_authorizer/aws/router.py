@@ -1,6 +1,6 @@
 """Which provider judges a token: each provider states what it claims (:data:`~idp_authorizer.core.provider.Accepts`).
 
-A ``"jwt"`` provider claims the compact JWSs whose unverified ``iss`` is its ``issuer``; the one
+A ``"jwt"`` provider claims the compact JWSs whose unverified ``iss`` is one of its ``issuers``; the one
 ``"opaque"`` provider (introspection) claims every other token. The table is checked when built, so
 no token can have two judges.
 """
@@ -52,15 +52,15 @@ def _table(providers: Sequence[Provider]) -> tuple[dict[str, Provider], Provider
         raise ConfigurationError(Reason.CONFIGURATION_ERROR, "IDP_PROVIDERS: give each provider a distinct name")
     by_issuer: dict[str, Provider] = {}
     for provider in (p for p in providers if p.accepts == "jwt"):
-        if provider.issuer is None:
+        if not provider.issuers:
             raise ConfigurationError(
                 Reason.CONFIGURATION_ERROR, f"provider {provider.name!r} accepts JWTs, names no issuer"
             )
-        if provider.issuer in by_issuer:
+        if not provider.issuers.isdisjoint(by_issuer):
             raise ConfigurationError(
                 Reason.CONFIGURATION_ERROR, "IDP_PROVIDERS: each issuer may have one provider only"
             )
-        by_issuer[provider.issuer] = provider
+        by_issuer.update(dict.fromkeys(provider.issuers, provider))
     opaque = [p for p in providers if p.accepts == "opaque"]
     if len(opaque) > 1:
         # Opaque tokens carry nothing to choose between two introspection endpoints by.

@@ -21,12 +21,13 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from idp_authorizer.core.claims import ClaimPath, claim_path, context_claim
 from idp_authorizer.core.errors import ConfigurationError, Problem, Reason
 from idp_authorizer.core.events import TokenSource
 from idp_authorizer.core.rules import RouteTable
 from idp_authorizer.infra.client_auth import ClientAuthMethod
 
-ProviderKind = Literal["auth0", "oidc", "jwks", "introspection"]
+ProviderKind = Literal["auth0", "cognito", "entra", "oidc", "jwks", "introspection"]
 ASYMMETRIC = (
     "RS256",
     "RS384",
@@ -54,17 +55,28 @@ def _split(value: object) -> object:
     return value
 
 
-class ProviderConfig(BaseModel):
-    """One identity provider: the ``IDP_*`` single-provider variables or one ``IDP_PROVIDERS`` entry."""
+PRESET_PREFIXES = ("auth0", "cognito", "entra")
+"""Kinds whose own variables start with their name (``IDP_COGNITO_*``): set for another kind, they are a mistake."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    provider: ProviderKind
-    name: str | None = None
+class ProviderFields(BaseModel):
+    """What configures one provider: the ``IDP_*`` single-provider variables, or the keys of one
+    ``IDP_PROVIDERS`` entry (lower case, no prefix). Each kind reads its own (see :meth:`ProviderConfig._complete`)."""
+
     auth0_domain: str | None = None
+    cognito_user_pool_id: str | None = None
+    cognito_client_ids: CommaList = ()
+    cognito_token_use: Literal["access", "id"] = "access"  # noqa: S105 - a token kind, not a secret
+    entra_tenant_id: str | None = None
+    entra_token_version: Literal["1", "2"] = "2"  # noqa: S105 - a version, not a secret
+    entra_allowed_tenants: CommaList = ()
     issuer: str | None = None
+    allowed_tenants: CommaList = ()
+    """The tenants of an ``issuer`` template with ``{tenantid}`` (other multi-tenant IdPs than Entra)."""
+    tenant_claim: str = "tid"
     jwks_url: str | None = None
     audience: CommaList = ()
+    client_ids: CommaList = ()
     algorithms: CommaList = ("RS256",)
     introspection_url: str | None = None
     client_id: str | None = None
@@ -72,7 +84,20 @@ class ProviderConfig(BaseModel):
     client_auth: ClientAuthMethod = "client_secret_basic"
     required_typ: str | None = None
 
-    _lists = field_validator("audience", "algorithms", mode="before")(_split)
+    _lists = field_validator(
+        "audience",
+        "algorithms",
+        "client_ids",
+        "cognito_client_ids",
+        "entra_allowed_tenants",
+        "allowed_tenants",
+        mode="before",
+    )(_split)
+
+    @field_validator("entra_token_version", mode="before")
+    @classmethod
+    def _version(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @field_validator("algorithms")
     @classmethod
@@ -85,10 +110,21 @@ class ProviderConfig(BaseModel):
             )
         return value
 
+
+class ProviderConfig(ProviderFields):
+    """One identity provider: the ``IDP_*`` single-provider variables or one ``IDP_PROVIDERS`` entry."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    provider: ProviderKind
+    name: str | None = None
+
     @model_validator(mode="after")
     def _complete(self) -> ProviderConfig:
         needs = {
             "auth0": ("auth0_domain", "audience"),
+            "cognito": ("cognito_user_pool_id", "cognito_client_ids"),
+            "entra": ("entra_tenant_id", "audience"),
             "oidc": ("issuer", "audience"),
             "jwks": ("jwks_url", "issuer", "audience"),
             "introspection": ("client_id", "client_secret"),
@@ -98,7 +134,19 @@ class ProviderConfig(BaseModel):
             missing.append("introspection_url (or issuer, for discovery)")
         if missing:
             variables = tuple(f"IDP_{name.split()[0].upper()}" for name in missing)
-            raise MissingSettingsError(f"provider {self.provider!r} needs {', '.join(missing)}", variables)
+            message = f"provider {self.provider!r} needs {', '.join(missing)} ({', '.join(variables)})"
+            raise MissingSettingsError(message, variables)
+        defaults = ProviderFields.model_fields
+        strays = [
+            name
+            for name in defaults
+            if name.split("_")[0] in PRESET_PREFIXES
+            and not name.startswith(self.provider)
+            and getattr(self, name) != defaults[name].default
+        ]
+        if strays:
+            names = ", ".join(f"IDP_{name.upper()}" for name in strays)
+            raise ValueError(f"{names} configure another provider kind than {self.provider!r}: unset them")
         return self
 
     @property
@@ -106,22 +154,12 @@ class ProviderConfig(BaseModel):
         return self.name or self.provider
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, ProviderFields):
     """Every ``IDP_*`` variable. Defaults are the safe choice."""
 
     model_config = SettingsConfigDict(env_prefix="IDP_", frozen=True, extra="ignore")
 
     provider: ProviderKind | None = None
-    auth0_domain: str | None = None
-    issuer: str | None = None
-    jwks_url: str | None = None
-    audience: CommaList = ()
-    algorithms: CommaList = ("RS256",)
-    introspection_url: str | None = None
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    client_auth: ClientAuthMethod = "client_secret_basic"
-    required_typ: str | None = None
     providers: Annotated[list[ProviderConfig] | None, NoDecode] = None
 
     token_sources: Annotated[tuple[TokenSource, ...], NoDecode] = (TokenSource("header", "Authorization"),)
@@ -153,7 +191,7 @@ class Settings(BaseSettings):
     """One CloudWatch Embedded Metric Format line per invocation (see :mod:`idp_authorizer.infra.metrics`)."""
     metrics_namespace: str = Field("IdpAuthorizer", pattern=r"^[A-Za-z0-9 ._#:/-]{1,255}$")
 
-    _lists = field_validator("audience", "algorithms", "required_scopes", "context_claims", mode="before")(_split)
+    _settings_lists = field_validator("required_scopes", "context_claims", mode="before")(_split)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -165,6 +203,20 @@ class Settings(BaseSettings):
     def _not_aws(cls, value: str) -> str:
         if value.startswith("AWS/"):
             raise ValueError("the AWS/ namespace prefix is reserved for AWS services")
+        return value
+
+    @field_validator("context_claims")
+    @classmethod
+    def _context_claims(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for spec in value:
+            context_claim(spec)  # raises ValueError naming the bad name
+        return value
+
+    @field_validator("usage_identifier_claim")
+    @classmethod
+    def _usage_claim(cls, value: str | None) -> str | None:
+        if value is not None:
+            claim_path(value)
         return value
 
     @field_validator("token_sources", mode="before")
@@ -208,8 +260,13 @@ class Settings(BaseSettings):
         """The configured providers; the single-provider variables are shorthand for a list of one."""
         if self.providers is not None:
             return tuple(self.providers)
-        fields = set(ProviderConfig.model_fields) - {"name"}
+        fields = {"provider", *ProviderFields.model_fields}
         return (ProviderConfig.model_validate({name: getattr(self, name) for name in fields}),)
+
+    def claim_paths(self) -> tuple[tuple[ClaimPath, ...], ClaimPath | None]:
+        """``IDP_CONTEXT_CLAIMS`` and ``IDP_USAGE_IDENTIFIER_CLAIM`` as claim paths (validated when read)."""
+        usage = self.usage_identifier_claim
+        return tuple(map(context_claim, self.context_claims)), None if usage is None else claim_path(usage)
 
     def route_table(self) -> RouteTable:
         return RouteTable.build(self.routes, self.required_scopes, allow_unlisted=self.routes_default == "allow")

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
+from idp_authorizer.core.claims import ClaimPath
 from idp_authorizer.core.errors import OUTCOMES, AuthorizerError, AuthorizerUnavailable, Outcome, Reason
 from idp_authorizer.core.events import Request
 from idp_authorizer.core.principal import Principal
@@ -61,8 +62,8 @@ class Responder:
 
     table: RouteTable
     mode: ResponseMode = "auto"
-    context_claims: Sequence[str] = ()
-    usage_claim: str | None = None
+    context_claims: Sequence[ClaimPath] = ()
+    usage_claim: ClaimPath | None = None
 
     builder: PolicyBuilder = field(init=False, repr=False, compare=False)
 
@@ -71,8 +72,8 @@ class Responder:
 
     def claims_used(self) -> frozenset[str]:
         """Every claim a response can read: route rules, context claims, the usage identifier claim."""
-        names = {name for rule in self.table.all_rules for name, _ in rule.claims} | set(self.context_claims)
-        return frozenset(names | ({self.usage_claim} if self.usage_claim else set()))
+        paths = [path for rule in self.table.all_rules for path, _ in rule.claims] + list(self.context_claims)
+        return frozenset(path.top for path in [*paths, *([self.usage_claim] if self.usage_claim else [])])
 
     def simple(self, request: Request | None) -> bool:
         """Simple responses exist only for HTTP API payload 2.0; ``auto`` uses them there."""
@@ -141,5 +142,5 @@ class Responder:
     def _usage_key(self, principal: Principal) -> str | None:
         if self.usage_claim is None:
             return None
-        value = principal.claims.get(self.usage_claim)
+        value = self.usage_claim.of(principal.claims)
         return value if isinstance(value, str) else None

@@ -1,6 +1,6 @@
 """The seam every identity-provider driver fits: one token in, a :class:`Principal` out, or an error.
 
-A provider states which tokens it claims (:data:`Accepts`, with ``issuer``), so the router can pick
+A provider states which tokens it claims (:data:`Accepts`, with ``issuers``), so the router can pick
 one by the token's form and unverified ``iss`` alone; how each kind is built from the settings is
 the driver registry's business (:mod:`idp_authorizer.aws.registry`).
 """
@@ -12,8 +12,8 @@ from typing import Literal, Protocol, runtime_checkable
 from idp_authorizer.core.principal import Principal
 
 Accepts = Literal["jwt", "opaque"]
-"""Which tokens a provider claims: ``"jwt"``, a compact JWS whose unverified ``iss`` is the provider's
-``issuer`` (RFC 7519); ``"opaque"``, any other token, judged by asking the IdP (RFC 7662)."""
+"""Which tokens a provider claims: ``"jwt"``, a compact JWS whose unverified ``iss`` is one of the provider's
+``issuers`` (RFC 7519); ``"opaque"``, any other token, judged by asking the IdP (RFC 7662)."""
 
 
 @runtime_checkable
@@ -26,8 +26,9 @@ class Provider(Protocol):
 
     name: str
     accepts: Accepts
-    issuer: str | None
-    """The ``iss`` a ``"jwt"`` provider owns (never ``None`` for one); ``None`` for an ``"opaque"`` provider."""
+    issuers: frozenset[str]
+    """The ``iss`` values a ``"jwt"`` provider owns (one, or a multi-tenant template's expansion); none
+    for an ``"opaque"`` provider."""
     cache_seconds: float
     """Longest a positive verdict may be reused (never past the token's ``exp``)."""
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
+from idp_authorizer.core.claims import ClaimPath
 from idp_authorizer.core.principal import Principal, has_control_characters, interned
 from idp_authorizer.core.route_policy import RouteResources
 
@@ -59,8 +60,10 @@ def simple_response(authorized: bool, context: Mapping[str, Any] | None = None) 
     return {"isAuthorized": authorized}
 
 
-def principal_context(principal: Principal, claim_names: Sequence[str], *, nested: bool) -> dict[str, Any]:
+def principal_context(principal: Principal, claims: Sequence[ClaimPath], *, nested: bool) -> dict[str, Any]:
     """The authorizer context: who the principal is plus the configured claims, never the token.
+
+    Each claim is keyed by its configured name (:class:`~idp_authorizer.core.claims.ClaimPath`).
 
     Payload 1.0 and REST allow only string, number and boolean values: lists of strings become one
     space-separated string, anything else JSON text. Payload 2.0 keeps JSON values as they are.
@@ -75,10 +78,10 @@ def principal_context(principal: Principal, claim_names: Sequence[str], *, neste
     }
     if principal.client_id is not None:
         context["client_id"] = principal.client_id
-    for name in claim_names:
-        value = _context_value(principal.claims.get(name), nested)
+    for path in claims:
+        value = _context_value(path.of(principal.claims), nested)
         if value is not None:
-            context[name] = value
+            context[path.name] = value
     return context
 
 

@@ -5,6 +5,7 @@
     {"GET /pets/{id}": {"scopes": ["pets:read", "admin"]},        # any-of
      "POST /pets": {"all_scopes": ["pets:write", "audit"]},       # all-of
      "ANY /admin/{proxy+}": {"claims": {"role": ["admin"]}},     # claim value any-of (JSON values)
+     "GET /ops": {"claims": {"/realm_access/roles": ["ops"]}},   # a nested claim (JSON Pointer)
      "DELETE /pets/{id}": {"scopes": ["admin"], "introspect": true},  # JWTs also introspected
      "GET /health": {}}                                           # any valid token
 
@@ -28,6 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from idp_authorizer.core.claims import ClaimPath, claim_path
 from idp_authorizer.core.principal import Principal
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
@@ -72,7 +74,8 @@ class Rule:
     """Literal segments, :data:`PARAM` and a last :data:`GREEDY`."""
     any_scopes: frozenset[str] = frozenset()
     all_scopes: frozenset[str] = frozenset()
-    claims: tuple[tuple[str, frozenset[ClaimValue]], ...] = ()
+    claims: tuple[tuple[ClaimPath, frozenset[ClaimValue]], ...] = ()
+    """Claims (:mod:`~idp_authorizer.core.claims` names, nested ones too) and the values any-of which each must hold."""
     introspect: bool = False
 
     @property
@@ -97,7 +100,7 @@ class Rule:
             return False
         if not self.all_scopes <= scopes:
             return False
-        return all(_claim_matches(principal.claims.get(name), wanted) for name, wanted in self.claims)
+        return all(_claim_matches(path.of(principal.claims), wanted) for path, wanted in self.claims)
 
     def matches(self, verb: str, parts: tuple[str, ...]) -> bool:
         """Whether a request ``verb`` on path ``parts`` (:func:`split_path`) fits this pattern."""
@@ -118,6 +121,7 @@ def _segment_matches(segment: str, part: str) -> bool:
 
 
 def _claim_matches(value: object, wanted: frozenset[ClaimValue]) -> bool:
+    # A list-valued claim (cognito:groups, roles, groups) meets the rule when it holds any wanted value.
     if isinstance(value, list):
         return any(claim_value(item) in wanted for item in value)
     return claim_value(value) in wanted
@@ -130,12 +134,16 @@ def _strings(value: object, what: str) -> frozenset[str]:
     return frozenset(items)
 
 
-def _claim_values(name: object, value: object, pattern: str) -> tuple[str, frozenset[ClaimValue]]:
+def _claim_values(name: str, value: object, pattern: str) -> tuple[ClaimPath, frozenset[ClaimValue]]:
     items = value if isinstance(value, list) else [value]
     tagged = [claim_value(item) for item in items]
     if not tagged or None in tagged:
         raise ValueError(f"route {pattern!r}: claim {name!r} must be a string, number, boolean or a list of them")
-    return str(name), frozenset(t for t in tagged if t is not None)
+    try:
+        path = claim_path(name)
+    except ValueError as exc:
+        raise ValueError(f"route {pattern!r}: {exc}") from None
+    return path, frozenset(t for t in tagged if t is not None)
 
 
 def parse_rule(pattern: str, spec: object) -> Rule:
@@ -160,7 +168,7 @@ def parse_rule(pattern: str, spec: object) -> Rule:
         segments=segments,
         any_scopes=_strings(spec.get("scopes", []), f"route {pattern!r}: scopes"),
         all_scopes=_strings(spec.get("all_scopes", []), f"route {pattern!r}: all_scopes"),
-        claims=tuple(_claim_values(name, value, pattern) for name, value in sorted(claims.items())),
+        claims=tuple(_claim_values(str(name), value, pattern) for name, value in sorted(claims.items())),
         introspect=introspect,
     )
 

@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from idp_authorizer.core.errors import InvalidToken, Reason
+from idp_authorizer.jose.issuer import Issuers
 
 _B64URL = bytes.maketrans(b"-_", b"+/")
 # By length mod 4, the characters that may end a canonical part: after a whole quantum any of the
@@ -218,29 +219,72 @@ def numeric_date(claims: Mapping[str, Any], name: str, *, required: bool = False
     return number
 
 
+CLIENT_CLAIMS = ("client_id", "azp", "cid", "appid")
+"""Where a token names its client, first present wins: RFC 9068 ``client_id``, OIDC ``azp``, Okta ``cid``,
+Entra v1 ``appid``."""
+
+
+class Checked(NamedTuple):
+    """What :meth:`ClaimRules.check` vouches for."""
+
+    exp: float
+    issuer: str
+    audiences: tuple[str, ...]
+    client: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimRules:
-    """What the claims of a verified token must satisfy (RFC 7519 section 4.1, RFC 9068 section 4)."""
+    """What the claims of a verified token must satisfy (RFC 7519 section 4.1, RFC 9068 section 4).
 
-    issuer: str
+    ``audiences`` any-of (empty: ``aud`` is not required, for presets that pin the client instead);
+    ``clients`` an allowlist of the token's client (:func:`client_of`), empty for any; ``token_use``
+    the value Cognito's ``token_use`` must have, else an ID token (``token_use: id``) is refused.
+    """
+
+    issuers: Issuers
     audiences: frozenset[str]
     leeway: float = 0.0
-    reject_token_use: frozenset[str] = frozenset({"id"})
+    clients: frozenset[str] = frozenset()
+    client_claims: tuple[str, ...] = CLIENT_CLAIMS
+    token_use: str | None = None
 
-    def check(self, claims: Mapping[str, Any], now: float) -> tuple[float, tuple[str, ...]]:
-        """``(exp, audiences)`` of claims that pass; raises :class:`InvalidToken` naming the first failure."""
+    def __post_init__(self) -> None:
+        if not self.audiences and not self.clients:
+            # A token of this issuer for any API of any client: no configuration may mean that.
+            raise ValueError("claim rules check neither an audience nor a client")
+
+    def check(self, claims: Mapping[str, Any], now: float) -> Checked:
+        """What passed; raises :class:`InvalidToken` naming the first failure."""
         exp = check_times(claims, now, self.leeway, exp_required=True, check_iat=True)
         assert exp is not None
-        if claims.get("iss") != self.issuer:
-            raise InvalidToken(Reason.WRONG_ISSUER, "token issuer is not the expected one")
-        audiences = audiences_of(claims.get("aud"), required=True)
-        if self.audiences.isdisjoint(audiences):
+        issuer = self.issuers.check(claims)
+        audiences = audiences_of(claims.get("aud"), required=bool(self.audiences))
+        if self.audiences and self.audiences.isdisjoint(audiences):
             raise InvalidToken(Reason.WRONG_AUDIENCE, "token audience is not accepted")
         if not isinstance(claims.get("jti", ""), str):
             raise InvalidToken(Reason.INVALID_JTI, "token jti is not a string")  # RFC 7519 section 4.1.7
-        if claims.get("token_use") in self.reject_token_use:
+        token_use = claims.get("token_use")
+        if self.token_use is not None and token_use != self.token_use:
+            raise InvalidToken(Reason.WRONG_TOKEN_USE, f"token_use is not {self.token_use!r}")
+        if self.token_use is None and token_use == "id":  # noqa: S105 - a token kind, not a secret
             raise InvalidToken(Reason.WRONG_TOKEN_USE, "an ID token is not an access token")
-        return exp, audiences
+        return Checked(exp, issuer, audiences, client_of(claims, self.clients, self.client_claims))
+
+
+def client_of(
+    claims: Mapping[str, Any], allowed: Collection[str], names: tuple[str, ...] = CLIENT_CLAIMS
+) -> str | None:
+    """The token's client: the first of ``names`` present (:data:`CLIENT_CLAIMS`), a string, else ``None``.
+
+    With an ``allowed`` list (``IDP_CLIENT_IDS``) it must be in it: a token with no client, or a
+    client not listed, is refused (``wrong_client``).
+    """
+    value = next((claims[name] for name in names if name in claims), None)
+    client = value if isinstance(value, str) else None
+    if allowed and client not in allowed:
+        raise InvalidToken(Reason.WRONG_CLIENT, "token client is not an accepted client")
+    return client
 
 
 def check_times(

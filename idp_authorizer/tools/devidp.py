@@ -67,7 +67,7 @@ class DevIdp:
         key: Key | None = None,
         **claims: Any,
     ) -> str:
-        """A signed access token; ``claims`` override the defaults (pass ``None`` to drop one)."""
+        """A signed access token; ``claims`` and ``header`` override the defaults (``None`` drops one)."""
         now = int(time.time())
         body: dict[str, Any] = {
             "iss": self.issuer,
@@ -84,7 +84,16 @@ class DevIdp:
         body = {name: value for name, value in body.items() if value is not None}
         signing_key = key or self.keys[ALG_KEY[alg]]
         protected = {"alg": alg, "typ": "at+jwt", "kid": signing_key.kid, **(header or {})}
+        protected = {name: value for name, value in protected.items() if value is not None}
         return jwt.encode(protected, body, signing_key, algorithms=[protected["alg"]])
+
+    def mint_preset(self, preset: str, *, alg: str = "RS256", **claims: Any) -> str:
+        """A token shaped as the IdP ``preset`` issues it (:data:`~idp_authorizer.tools.presets.PRESETS`);
+        ``claims`` override its claims (``None`` drops one)."""
+        from idp_authorizer.tools.presets import PRESETS
+
+        shape = PRESETS[preset]
+        return self.mint(alg=alg, header=shape.header, **{**shape.claims(), **claims})
 
     # -- HTTP ---------------------------------------------------------------------------------
 
@@ -111,12 +120,20 @@ class DevIdp:
         return web.json_response(self.jwks())
 
     async def _token(self, request: web.Request) -> web.Response:
-        """Mint a token: form or JSON fields ``alg``, ``scope``, ``ttl``, ``sub``, ``aud``."""
+        """Mint a token: form fields ``alg``, ``scope``, ``ttl``, ``sub``, ``aud``; or ``preset`` (cognito...)."""
         self.hits[request.path] += 1
         data: dict[str, Any] = dict(await request.post())
         alg = str(data.pop("alg", "RS256"))
         if alg not in ALG_KEY:
             return web.json_response({"error": "invalid_request"}, status=400)
+        preset = data.pop("preset", None)
+        if preset is not None:
+            from idp_authorizer.tools.presets import PRESETS
+
+            if preset not in PRESETS:
+                return web.json_response({"error": "invalid_request"}, status=400)
+            token = self.mint_preset(str(preset), alg=alg)
+            return web.json_response({"access_token": token, "token_type": "Bearer", "expires_in": 3600})
         ttl = float(data.pop("ttl", 300))
         scope = str(data.pop("scope", "read"))
         claims: dict[str, Any] = {k: str(v) for k, v in data.items() if k not in ("header", "key")}

@@ -35,6 +35,14 @@ from providers.driver import Driver, Endpoints
 ROOT = Path(__file__).resolve().parents[2]
 
 AUTH0 = {"provider": "auth0", "auth0_domain": "tenant.eu.auth0.com", "audience": ["api"]}
+COGNITO = {"provider": "cognito", "cognito_user_pool_id": "eu-west-1_AbC123", "cognito_client_ids": ["app"]}
+TENANTS = ("11111111-2222-3333-4444-555555555555", "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")
+ENTRA = {
+    "provider": "entra",
+    "entra_tenant_id": "organizations",
+    "entra_allowed_tenants": list(TENANTS),
+    "audience": ["api://orders"],
+}
 
 
 def test_every_kind_the_settings_allow_has_a_driver_and_no_other():
@@ -48,7 +56,9 @@ def test_an_unknown_kind_is_a_configuration_error():
     with pytest.raises(ConfigurationError) as raised:
         registry.driver("saml")
     assert raised.value.code == "configuration_error"
-    assert raised.value.description == "IDP_PROVIDER: not a provider kind (one of auth0, introspection, jwks, oidc)"
+    assert raised.value.description == (
+        "IDP_PROVIDER: not a provider kind (one of auth0, cognito, entra, introspection, jwks, oidc)"
+    )
 
 
 def test_each_driver_builds_a_provider_that_states_what_it_claims():
@@ -62,6 +72,8 @@ def test_each_driver_builds_a_provider_that_states_what_it_claims():
         },
         {"name": "oidc", "provider": "oidc", "issuer": "https://b.example/", "audience": ["api"]},
         {"name": "auth0", **AUTH0},
+        {"name": "cognito", **COGNITO},
+        {"name": "entra", **ENTRA},
         {
             "name": "opaque",
             "provider": "introspection",
@@ -73,12 +85,14 @@ def test_each_driver_builds_a_provider_that_states_what_it_claims():
     authorizer = build_authorizer(Settings(providers=configs))  # no I/O: nothing is fetched before a token comes
     providers = {p.name: p for p in authorizer.router.providers}
     assert all(isinstance(p, Provider) for p in providers.values())
-    claims = {name: (p.accepts, p.issuer) for name, p in providers.items()}
+    claims = {name: (p.accepts, p.issuers) for name, p in providers.items()}
     assert claims == {
-        "jwks": ("jwt", "https://a.example/"),
-        "oidc": ("jwt", "https://b.example/"),
-        "auth0": ("jwt", "https://tenant.eu.auth0.com/"),
-        "opaque": ("opaque", None),
+        "jwks": ("jwt", {"https://a.example/"}),
+        "oidc": ("jwt", {"https://b.example/"}),
+        "auth0": ("jwt", {"https://tenant.eu.auth0.com/"}),
+        "cognito": ("jwt", {"https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123"}),
+        "entra": ("jwt", {f"https://login.microsoftonline.com/{tenant}/v2.0" for tenant in TENANTS}),
+        "opaque": ("opaque", frozenset()),
     }
     assert authorizer.router.introspector is providers["opaque"]
 
@@ -100,6 +114,32 @@ def test_endpoints_per_kind():
         discovery="https://tenant.eu.auth0.com/.well-known/openid-configuration",
         issuer_setting="auth0_domain",
     )
+    assert registry.endpoints(ProviderConfig.model_validate(COGNITO)) == Endpoints(
+        "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123",
+        "jwks_uri",
+        url="https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123/.well-known/jwks.json",
+        discovery="https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123/.well-known/openid-configuration",
+        issuer_setting="cognito_user_pool_id",
+    )
+    assert registry.endpoints(ProviderConfig.model_validate(ENTRA)) == Endpoints(
+        "https://login.microsoftonline.com/{tenantid}/v2.0",
+        "jwks_uri",
+        url="https://login.microsoftonline.com/organizations/discovery/v2.0/keys",
+        discovery="https://login.microsoftonline.com/organizations/v2.0/.well-known/openid-configuration",
+        issuer_setting="entra_tenant_id",
+    )
+    v1 = ProviderConfig.model_validate({**ENTRA, "entra_tenant_id": TENANTS[0], "entra_token_version": 1})
+    assert registry.endpoints(v1) == Endpoints(
+        f"https://sts.windows.net/{TENANTS[0]}/",
+        "jwks_uri",
+        url=f"https://login.microsoftonline.com/{TENANTS[0]}/discovery/v2.0/keys",
+        discovery=f"https://login.microsoftonline.com/{TENANTS[0]}/.well-known/openid-configuration",
+        issuer_setting="entra_tenant_id",
+    )
+    for preset in (AUTH0, COGNITO, ENTRA):  # IDP_JWKS_URL overrides the key set URL of every preset, not the issuer
+        overridden = ProviderConfig.model_validate({**preset, "jwks_url": "http://127.0.0.1:9/jwks"})
+        assert registry.endpoints(overridden).url == "http://127.0.0.1:9/jwks"
+        assert registry.endpoints(overridden).issuer == registry.endpoints(ProviderConfig.model_validate(preset)).issuer
     secret = {"client_id": "c", "client_secret": "s"}
     direct = ProviderConfig(provider="introspection", introspection_url="https://idp.example/introspect", **secret)
     assert registry.endpoints(direct) == Endpoints(None, "introspection_endpoint", url="https://idp.example/introspect")
@@ -182,4 +222,5 @@ def test_a_cold_start_imports_the_configured_driver_only():
     )
     loaded = set(json.loads(run.stdout.strip().splitlines()[-1]))
     assert {"providers.driver", "providers.introspection"} <= loaded
-    assert not loaded & {"providers.jwks", "providers.oidc", "providers.auth0", "idp_authorizer.infra.keyset"}, loaded
+    jwt_drivers = {"providers.jwks", "providers.oidc", "providers.auth0", "providers.cognito", "providers.entra"}
+    assert not loaded & (jwt_drivers | {"idp_authorizer.infra.keyset"}), loaded
