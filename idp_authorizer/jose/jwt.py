@@ -3,7 +3,8 @@
 The pipeline follows aws-jwt-verify: decompose the compact JWS (RFC 7515 section 7.1) → check the
 ``alg`` against the allowlist from settings (never from the token) → find the key by ``kid`` →
 verify the signature → check the claims (``exp`` essential, ``nbf``/``iat`` not in the future,
-``iss`` exact, ``aud`` any-of). Header parameters that point at keys (``jku``, ``x5u``, ``jwk``,
+``iss`` exact or one tenant of a template (:mod:`.issuer`), ``aud`` any-of, the client when listed).
+Header parameters that point at keys (``jku``, ``x5u``, ``jwk``,
 ``x5c``) are never used: keys come only from the configured key set.
 """
 

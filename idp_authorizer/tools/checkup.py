@@ -71,7 +71,8 @@ class Checkup:
         """The discovery document (``{issuer}/.well-known/openid-configuration``); its ``issuer`` must equal ours."""
         issuer, url = where.issuer, where.discovery
         assert url is not None
-        response = await self._fetch(url, "discovery", where.issuer_setting)
+        # A preset that derives its key set URL never reads discovery at run time: there it is a cross-check.
+        response = await self._fetch(url, "discovery", where.issuer_setting, required=where.url is None)
         if response is None:
             return {}
         found = response.body.get("issuer")
@@ -180,6 +181,7 @@ class Checkup:
         *,
         form: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        required: bool = True,
     ) -> HttpResponse | None:
         topic = f"{self.topic} {what}"
         try:
@@ -198,6 +200,10 @@ class Checkup:
             )
             return None
         except UpstreamUnavailable as exc:
+            if not required:
+                unchecked = "not read at run time (the key set URL is derived), so the issuer is not cross-checked"
+                self._add(note(topic, f"{shown_url(url)}: {exc.code}; {unchecked}"))
+                return None
             self._add(problem(topic, f"{shown_url(url)}: {exc.code} ({exc.description})", _fetch_fix(exc.code, self)))
             return None
         self._check_clock(response.headers)

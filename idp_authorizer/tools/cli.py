@@ -9,6 +9,7 @@ Nothing here is imported by the Lambda handler.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -17,10 +18,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from idp_authorizer.tools.devidp import DevIdp
     from idp_authorizer.tools.invoke import Shape
 
 DEMO_AUDIENCE = "demo-api"
-DEMO_ROUTES = {"GET /pets": ["pets:read"], "POST /pets": ["pets:write"]}
+DEMO_SCOPE = "pets:read"
 DEMO_ARN = "arn:aws:execute-api:us-east-1:123456789012:demo123/prod/{verb}/pets"
 DEMO_SHAPES: tuple[tuple[str, Shape], ...] = (
     ("REST TOKEN", "rest-token"),
@@ -35,7 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     dev = commands.add_parser("dev-idp", help="run the local development IdP on 127.0.0.1")
     dev.add_argument("--port", type=int, default=8765)
     dev.add_argument("--audience", default=DEMO_AUDIENCE)
-    commands.add_parser("demo", help="start the dev IdP in-process and print decisions for each event shape")
+    dev.add_argument("--preset", choices=_preset_names(), help="mint tokens shaped as this IdP issues them")
+    demo = commands.add_parser("demo", help="start the dev IdP in-process and print decisions for each event shape")
+    demo.add_argument("--preset", choices=_preset_names(), help="configure that preset and use its token shape")
     _package_arguments(commands.add_parser("package", help="build the Lambda deployment zip from manylinux wheels"))
     _doctor_arguments(commands.add_parser("doctor", help="check the IDP_* environment, the IdP and the API pairing"))
     _invoke_arguments(commands.add_parser("invoke", help="run the handler on one event, like the console's Test tab"))
@@ -154,6 +158,12 @@ def _read_token(value: str | None) -> str | None:
     return token
 
 
+def _preset_names() -> list[str]:
+    from idp_authorizer.tools.presets import PRESETS
+
+    return sorted(PRESETS)
+
+
 def _dev_idp(args: argparse.Namespace) -> int:
     from idp_authorizer.tools.devidp import DevIdp
 
@@ -161,9 +171,11 @@ def _dev_idp(args: argparse.Namespace) -> int:
     print(f"dev IdP listening: issuer {idp.issuer}")
     print(f"  discovery  {idp.issuer}/.well-known/openid-configuration")
     print(f"  JWKS       {idp.jwks_url}")
-    print(f"  mint       curl -s -d scope=pets:read -d alg=RS256 {idp.issuer}/token")
+    mint = f"-d preset={args.preset}" if args.preset else "-d scope=pets:read"
+    print(f"  mint       curl -s {mint} -d alg=RS256 {idp.issuer}/token")
     print("configure the authorizer with:")
-    print(f"  IDP_PROVIDER=oidc IDP_ISSUER={idp.issuer} IDP_AUDIENCE={idp.audience} IDP_ALLOW_LOOPBACK_HTTP=true")
+    env = " ".join(f"{name}={value}" for name, value in _demo_settings(idp, args.preset).items())
+    print(f"  {env} IDP_ALLOW_LOOPBACK_HTTP=true")
     print("Ctrl-C to stop")
     try:
         while True:
@@ -181,28 +193,45 @@ def demo_events(token: str | None, verb: str) -> dict[str, dict[str, Any]]:
     return {shape: build_event(kind, token, f"{verb} /pets", api=api) for shape, kind in DEMO_SHAPES}
 
 
-def _demo(_: argparse.Namespace) -> int:
+def _demo_settings(idp: DevIdp, preset: str | None) -> dict[str, str]:
+    """The settings that accept the dev IdP's tokens: its own OIDC issuer, or a preset's (keys from the dev IdP)."""
+    if preset is None:
+        return {"IDP_PROVIDER": "oidc", "IDP_ISSUER": idp.issuer, "IDP_AUDIENCE": idp.audience}
+    from idp_authorizer.tools.presets import PRESETS
+
+    return PRESETS[preset].settings(idp.jwks_url)
+
+
+def _demo(args: argparse.Namespace) -> int:
     from idp_authorizer.tools.devidp import DevIdp
 
     with DevIdp(audience=DEMO_AUDIENCE) as idp:
+        scope = DEMO_SCOPE
+        mint: Callable[..., str] = functools.partial(idp.mint, scope=scope)
+        if args.preset is not None:
+            from idp_authorizer.tools.presets import PRESETS
+
+            scope = PRESETS[args.preset].scope
+            mint = functools.partial(idp.mint_preset, args.preset)
+        routes = {"GET /pets": [scope], "POST /pets": ["pets:write"]}
         os.environ.update(
-            IDP_PROVIDER="oidc",
-            IDP_ISSUER=idp.issuer,
-            IDP_AUDIENCE=DEMO_AUDIENCE,
+            _demo_settings(idp, args.preset),
             IDP_ALLOW_LOOPBACK_HTTP="true",
-            IDP_ROUTES=json.dumps(DEMO_ROUTES),
+            IDP_ROUTES=json.dumps(routes),
             IDP_LOG_LEVEL="WARNING",
         )
         from idp_authorizer import handler
 
         handler.init()
+        valid = mint()
         cases = {
-            "valid token (pets:read), GET /pets": (idp.mint(scope="pets:read"), "GET"),
-            "expired token, GET /pets": (idp.mint(scope="pets:read", ttl=-60), "GET"),
-            "missing scope (pets:read only), POST /pets": (idp.mint(scope="pets:read"), "POST"),
+            f"valid token ({scope}), GET /pets": (valid, "GET"),
+            "expired token, GET /pets": (mint(exp=int(time.time()) - 60), "GET"),
+            f"missing scope ({scope} only), POST /pets": (valid, "POST"),
             "no token, GET /pets": (None, "GET"),
         }
-        print(f"dev IdP at {idp.issuer}; routes {json.dumps(DEMO_ROUTES)}\n")
+        shape = f"{args.preset}-shaped tokens, " if args.preset else ""
+        print(f"dev IdP at {idp.issuer}; {shape}routes {json.dumps(routes)}\n")
         for case, (token, verb) in cases.items():
             print(case)
             for shape, event in demo_events(token, verb).items():

@@ -7,13 +7,14 @@ working with no cloud account. It counts requests per path so tests can assert c
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import Counter
 from typing import Any
 
 from aiohttp import web
-from joserfc import jwt
+from joserfc import jws
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
 
 from idp_authorizer.tools.devserver import BackgroundServer
@@ -85,7 +86,9 @@ class DevIdp:
         signing_key = key or self.keys[ALG_KEY[alg]]
         protected = {"alg": alg, "typ": "at+jwt", "kid": signing_key.kid, **(header or {})}
         protected = {name: value for name, value in protected.items() if value is not None}
-        return jwt.encode(protected, body, signing_key, algorithms=[protected["alg"]])
+        # jws, not jwt.encode: that adds "typ": "JWT" to a header meant to have none (Cognito sends none).
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        return jws.serialize_compact(protected, payload, signing_key, algorithms=[protected["alg"]])
 
     def mint_preset(self, preset: str, *, alg: str = "RS256", **claims: Any) -> str:
         """A token shaped as the IdP ``preset`` issues it (:data:`~idp_authorizer.tools.presets.PRESETS`);

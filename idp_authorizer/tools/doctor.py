@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from idp_authorizer.aws.compose import build_authorizer
 from idp_authorizer.aws.runtime import Authorizer
-from idp_authorizer.aws.settings import Settings, load_settings
+from idp_authorizer.aws.settings import ProviderConfig, Settings, load_settings
 from idp_authorizer.core.clock import Clock
 from idp_authorizer.core.errors import ConfigurationError, InvalidToken, Problem, Reason, UpstreamUnavailable
 from idp_authorizer.core.principal import fingerprint
@@ -24,6 +25,7 @@ from idp_authorizer.infra.http import HttpClient
 from idp_authorizer.jose.jwt import decompose, is_compact_jws
 from idp_authorizer.tools.checkup import Checkup
 from idp_authorizer.tools.gateway_check import Gateway, check_gateway
+from idp_authorizer.tools.preset_check import claim_hint, derived, token_fix
 from idp_authorizer.tools.report import Finding, ok, problem, shown_url
 
 TOKEN_FIXES = {
@@ -65,7 +67,7 @@ async def diagnose(gateway: Gateway, token: str | None = None, *, clock: Clock =
     try:
         findings += await _providers(settings, http, clock)
         if token is not None:
-            findings.append(await check_token(authorizer, token, clock))
+            findings.append(await check_token(authorizer, token, clock, settings.provider_configs()))
     finally:
         await http.close()
         await _close(authorizer)
@@ -76,7 +78,8 @@ def summary(settings: Settings) -> str:
     """One line on what is configured: providers, issuers, audiences, response mode. No secrets."""
     parts = []
     for config in settings.provider_configs():
-        where = config.issuer or config.auth0_domain or config.introspection_url or config.jwks_url or ""
+        preset = config.auth0_domain or config.cognito_user_pool_id or config.entra_tenant_id
+        where = preset or config.issuer or config.introspection_url or config.jwks_url or ""
         detail = [shown_url(where) if "://" in where else where]
         if config.audience:
             detail.append(f"audience {','.join(config.audience)}")
@@ -90,16 +93,24 @@ def summary(settings: Settings) -> str:
     return f"{' + '.join(parts)}, response {settings.response}, token sources {sources}{routes}"
 
 
-async def check_token(authorizer: Authorizer, token: str, clock: Clock) -> Finding:
+async def check_token(
+    authorizer: Authorizer, token: str, clock: Clock, configs: Sequence[ProviderConfig] = ()
+) -> Finding:
     """Verify ``token`` with the configured providers, as the authorizer does; show only its fingerprint."""
     raw = token.strip()
     if raw[:7].lower() == "bearer ":
         raw = raw[7:].strip()
     topic = f"token {fingerprint(raw)[:12]}"
+    config: ProviderConfig | None = None
     try:
-        principal = await authorizer.router.select(raw).verify(raw)
+        provider = authorizer.router.select(raw)
+        config = next((c for c in configs if c.label == provider.name), None)
+        principal = await provider.verify(raw)
     except InvalidToken as exc:
-        return problem(topic, f"refused: {exc.code} ({exc.description}){_claim_hint(raw, exc.code)}", _token_fix(exc))
+        claims = _unverified_claims(raw)
+        fix = token_fix(config, exc.code, claims) or _token_fix(exc)
+        hint = _claim_hint(raw, exc.code) + claim_hint(exc.code, claims)
+        return problem(topic, f"refused: {exc.code} ({exc.description}){hint}", fix)
     except UpstreamUnavailable as exc:
         return problem(topic, f"the IdP could not be asked: {exc.code}", "see the IdP findings above")
     scopes = " ".join(sorted(principal.scopes)) or "none"
@@ -111,6 +122,7 @@ async def _providers(settings: Settings, http: HttpClient, clock: Clock) -> list
     configs = settings.provider_configs()
     findings: list[Finding] = []
     for index, config in enumerate(configs):
+        findings += derived(config)
         checkup = Checkup(
             config,
             index if settings.providers is not None else None,
@@ -141,6 +153,15 @@ def _claim_hint(token: str, code: str) -> str:
     return f"; the token says {claim}={value!r}"
 
 
+def _unverified_claims(token: str) -> dict[str, Any]:
+    if not is_compact_jws(token):
+        return {}
+    try:
+        return decompose(token).unverified_claims
+    except InvalidToken:
+        return {}
+
+
 def _token_fix(exc: InvalidToken) -> str:
     if exc.code == "wrong_issuer":
         return "the token comes from another issuer: set IDP_ISSUER to its iss (or add a provider for it)"
@@ -152,7 +173,7 @@ def _token_fix(exc: InvalidToken) -> str:
 def _settings_fix(error: ConfigurationError, part: Problem) -> str:
     """The fix for one configuration problem, from its data (the variables left unset, the reason)."""
     if part.missing == ("IDP_PROVIDER",):
-        return "set IDP_PROVIDER to auth0, oidc, jwks or introspection, with its variables"
+        return "set IDP_PROVIDER to cognito, entra, auth0, oidc, jwks or introspection, with its variables"
     if part.missing:
         return f"set {', '.join(part.missing)} (or these keys in IDP_PROVIDERS)"
     if error.code == Reason.INSECURE_URL:

@@ -38,6 +38,8 @@ class Preset:
     claims: Callable[[], dict[str, Any]]
     header: dict[str, Any]
     """Header members to override (``None`` drops one): Cognito sends no ``typ``, Entra and Keycloak ``JWT``."""
+    scope: str
+    """A scope its tokens carry (what the demo's read route requires)."""
 
 
 def _common(issuer: str) -> dict[str, Any]:
@@ -119,6 +121,7 @@ PRESETS: dict[str, Preset] = {
         },
         cognito_claims,
         {"typ": None},
+        "orders-api/read",
     ),
     "entra": Preset(
         "entra",
@@ -131,6 +134,7 @@ PRESETS: dict[str, Preset] = {
         },
         entra_claims,
         {"typ": "JWT"},
+        "orders.read",
     ),
     "okta": Preset(
         "okta",
@@ -142,6 +146,7 @@ PRESETS: dict[str, Preset] = {
         },
         okta_claims,
         {},
+        "orders.read",
     ),
     "keycloak": Preset(
         "keycloak",
@@ -153,6 +158,7 @@ PRESETS: dict[str, Preset] = {
         },
         keycloak_claims,
         {"typ": "JWT"},
+        "orders",
     ),
 }
 """Every shape the dev IdP can mint, by name (``--preset``)."""
