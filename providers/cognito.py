@@ -2,7 +2,9 @@
 
 Pool ``{region}_{id}`` issues tokens with ``iss`` ``https://cognito-idp.{region}.amazonaws.com/{pool}``
 and publishes its keys at ``{iss}/.well-known/jwks.json``
-(https://docs.aws.amazon.com/cognito/latest/developerguide/amazon-cognito-user-pools-using-tokens-verifying-a-jwt.html).
+(https://docs.aws.amazon.com/cognito/latest/developerguide/amazon-cognito-user-pools-using-tokens-verifying-a-jwt.html);
+a pool whose issuer configuration is ``UPDATED`` (multi-Region) issues ``https://issuer-cognito-idp.{region}...``
+instead (``IDP_COGNITO_ISSUER_TYPE=updated``; API_IssuerConfigurationType in the user pools API reference).
 A Cognito access token carries no ``aud``: its app client is ``client_id``, so the preset checks the
 client instead (``IDP_COGNITO_CLIENT_IDS``), and ``aud`` only when ``IDP_AUDIENCE`` is set (tokens of
 resource-bound clients carry one). ``token_use`` must be ``IDP_COGNITO_TOKEN_USE`` (``access`` by
@@ -25,21 +27,23 @@ from providers.jwks import jwt_driver
 _POOL = re.compile(r"(?P<region>[a-z]{2}(?:-[a-z]+)+-\d{1,2})_[0-9A-Za-z]{1,55}")
 
 
-def cognito_issuer(pool_id: str) -> str:
-    """The issuer of pool ``pool_id``; raises :class:`ConfigurationError` for a malformed pool id."""
+def cognito_issuer(pool_id: str, issuer_type: str = "original") -> str:
+    """The issuer of pool ``pool_id`` (its ``IssuerConfiguration`` type: ``original``, or ``updated`` at
+    ``issuer-cognito-idp.{region}``); raises :class:`ConfigurationError` for a malformed pool id."""
     found = _POOL.fullmatch(pool_id.strip())
     if found is None:
         raise ConfigurationError(
             Reason.CONFIGURATION_ERROR,
             "IDP_COGNITO_USER_POOL_ID must be a user pool id such as eu-west-1_AbC123 (region, '_', id)",
         )
-    return f"https://cognito-idp.{found['region']}.amazonaws.com/{found[0]}"
+    host = "issuer-cognito-idp" if issuer_type == "updated" else "cognito-idp"
+    return f"https://{host}.{found['region']}.amazonaws.com/{found[0]}"
 
 
 def endpoints(config: ProviderOptions) -> Endpoints:
     """Everything from ``IDP_COGNITO_USER_POOL_ID``; ``IDP_JWKS_URL`` overrides the key set URL only."""
     assert config.cognito_user_pool_id is not None
-    issuer = cognito_issuer(config.cognito_user_pool_id)
+    issuer = cognito_issuer(config.cognito_user_pool_id, config.cognito_issuer_type)
     url = config.jwks_url or f"{issuer}/.well-known/jwks.json"
     discovery = discovery_url(issuer)
     return Endpoints(issuer, "jwks_uri", url=url, discovery=discovery, issuer_setting="cognito_user_pool_id")

@@ -26,6 +26,7 @@ from idp_authorizer.core.errors import ConfigurationError, Problem, Reason
 from idp_authorizer.core.events import TokenSource
 from idp_authorizer.core.rules import RouteTable
 from idp_authorizer.infra.client_auth import ClientAuthMethod
+from idp_authorizer.jose.issuer import TENANT
 
 ProviderKind = Literal["auth0", "cognito", "entra", "oidc", "jwks", "introspection"]
 ASYMMETRIC = (
@@ -67,6 +68,7 @@ class ProviderFields(BaseModel):
     cognito_user_pool_id: str | None = None
     cognito_client_ids: CommaList = ()
     cognito_token_use: Literal["access", "id"] = "access"  # noqa: S105 - a token kind, not a secret
+    cognito_issuer_type: Literal["original", "updated"] = "original"
     entra_tenant_id: str | None = None
     entra_token_version: Literal["1", "2"] = "2"  # noqa: S105 - a version, not a secret
     entra_allowed_tenants: CommaList = ()
@@ -93,6 +95,11 @@ class ProviderFields(BaseModel):
         "allowed_tenants",
         mode="before",
     )(_split)
+
+    @field_validator("cognito_issuer_type", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value  # the API spells it ORIGINAL | UPDATED
 
     @field_validator("entra_token_version", mode="before")
     @classmethod
@@ -136,17 +143,19 @@ class ProviderConfig(ProviderFields):
             variables = tuple(f"IDP_{name.split()[0].upper()}" for name in missing)
             message = f"provider {self.provider!r} needs {', '.join(missing)} ({', '.join(variables)})"
             raise MissingSettingsError(message, variables)
+        template = self.issuer is not None and TENANT in self.issuer
+        if template and not (self.provider == "jwks" or (self.provider == "oidc" and self.jwks_url)):
+            # A template names no one discovery document and no introspection issuer: keys must come from a URL.
+            raise ValueError(f"an IDP_ISSUER template with {TENANT} needs IDP_PROVIDER=jwks or oidc with IDP_JWKS_URL")
         defaults = ProviderFields.model_fields
-        strays = [
-            name
-            for name in defaults
-            if name.split("_")[0] in PRESET_PREFIXES
-            and not name.startswith(self.provider)
-            and getattr(self, name) != defaults[name].default
-        ]
+        # Another kind's variables, or the generic issuer variables a preset derives itself: set, they would be ignored.
+        kind = self.provider
+        foreign = [name for name in defaults if name.split("_")[0] in PRESET_PREFIXES and not name.startswith(kind)]
+        derived = ("issuer", "allowed_tenants", "tenant_claim") if kind in PRESET_PREFIXES else ()
+        strays = [name for name in (*foreign, *derived) if getattr(self, name) != defaults[name].default]
         if strays:
             names = ", ".join(f"IDP_{name.upper()}" for name in strays)
-            raise ValueError(f"{names} configure another provider kind than {self.provider!r}: unset them")
+            raise ValueError(f"{names} do not configure provider {self.provider!r} (it would ignore them): unset them")
         return self
 
     @property

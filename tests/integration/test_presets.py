@@ -294,7 +294,43 @@ def test_a_namespaced_claim_name_with_dots_and_slashes(dev_idp, configure: Confi
         ),
         (
             {"IDP_PROVIDER": "oidc", "IDP_ISSUER": "https://i.example/{tenantid}/", "IDP_AUDIENCE": "a"},
-            "ALLOWED_TENANTS",
+            "needs IDP_PROVIDER=jwks or oidc with IDP_JWKS_URL",
+        ),
+        (
+            {
+                "IDP_PROVIDER": "oidc",
+                "IDP_ISSUER": "https://i.example/{tenantid}/",
+                "IDP_AUDIENCE": "a",
+                "IDP_JWKS_URL": "https://i.example/keys",
+            },
+            "IDP_ALLOWED_TENANTS",
+        ),
+        (
+            {
+                "IDP_PROVIDER": "cognito",
+                "IDP_COGNITO_USER_POOL_ID": POOL,
+                "IDP_COGNITO_CLIENT_IDS": "x",
+                "IDP_ISSUER": "https://elsewhere.example/",
+            },
+            "IDP_ISSUER do not configure provider 'cognito'",
+        ),
+        (
+            {
+                "IDP_PROVIDER": "cognito",
+                "IDP_COGNITO_USER_POOL_ID": POOL,
+                "IDP_COGNITO_CLIENT_IDS": "x",
+                "IDP_CLIENT_IDS": "y",
+            },
+            "IDP_COGNITO_CLIENT_IDS instead",
+        ),
+        (
+            {
+                "IDP_PROVIDER": "entra",
+                "IDP_ENTRA_TENANT_ID": TENANT,
+                "IDP_AUDIENCE": "a",
+                "IDP_ENTRA_ALLOWED_TENANTS": OTHER_TENANT,
+            },
+            "accepts that tenant only",
         ),
     ],
 )

@@ -136,6 +136,11 @@ def test_endpoints_per_kind():
         discovery=f"https://login.microsoftonline.com/{TENANTS[0]}/.well-known/openid-configuration",
         issuer_setting="entra_tenant_id",
     )
+    updated = ProviderConfig.model_validate({**COGNITO, "cognito_issuer_type": "UPDATED"})
+    assert registry.endpoints(updated).issuer == "https://issuer-cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123"
+    assert registry.endpoints(updated).url == (
+        "https://issuer-cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123/.well-known/jwks.json"
+    )
     for preset in (AUTH0, COGNITO, ENTRA):  # IDP_JWKS_URL overrides the key set URL of every preset, not the issuer
         overridden = ProviderConfig.model_validate({**preset, "jwks_url": "http://127.0.0.1:9/jwks"})
         assert registry.endpoints(overridden).url == "http://127.0.0.1:9/jwks"
