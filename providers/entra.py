@@ -47,7 +47,13 @@ def endpoints(config: ProviderOptions) -> Endpoints:
 
 
 def claim_rules(config: ProviderOptions, where: Endpoints, leeway: float) -> ClaimRules:
-    """``iss`` one allowed tenant's, bound to ``tid``; ``aud`` one of ``IDP_AUDIENCE``; ``IDP_CLIENT_IDS`` if set."""
+    """``iss`` one allowed tenant's, bound to ``tid``; ``aud`` one of ``IDP_AUDIENCE``; an access token's client
+    (``azp``, v1 ``appid``), one of ``IDP_CLIENT_IDS`` if set; ``scp`` or ``roles``.
+
+    The last two refuse an ID token of the same app: its ``aud`` is the app's client id too and its
+    ``typ`` is ``JWT`` like an access token's, but it has no ``azp`` (v1: ``appid``) and no ``scp``
+    (it may carry ``roles``). Microsoft's guidance: validate ``scp`` or ``roles``, and the client.
+    """
     tenant = _tenant(config.entra_tenant_id)
     allowed = tuple(_guid(value, "IDP_ENTRA_ALLOWED_TENANTS") for value in config.entra_allowed_tenants)
     if tenant in MULTI_TENANT and not allowed:
@@ -62,8 +68,17 @@ def claim_rules(config: ProviderOptions, where: Endpoints, leeway: float) -> Cla
                 "IDP_ENTRA_ALLOWED_TENANTS: a single-tenant app (IDP_ENTRA_TENANT_ID a GUID) accepts that tenant only",
             )
         allowed = (tenant,)
-    issuers = Issuers.template(entra_issuer(TENANT, config.entra_token_version), allowed, "tid")
-    return ClaimRules(issuers, frozenset(config.audience), leeway, clients=frozenset(config.client_ids))
+    version = config.entra_token_version
+    issuers = Issuers.template(entra_issuer(TENANT, version), allowed, "tid")
+    return ClaimRules(
+        issuers,
+        frozenset(config.audience),
+        leeway,
+        clients=frozenset(config.client_ids),
+        client_claims=("azp",) if version == "2" else ("appid",),
+        client_required=True,
+        access_claims=("scp", "roles"),
+    )
 
 
 DRIVER = jwt_driver(endpoints, claim_rules)

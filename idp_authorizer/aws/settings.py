@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from idp_authorizer.core.claims import ClaimPath, claim_path, context_claim
 from idp_authorizer.core.errors import ConfigurationError, Problem, Reason
 from idp_authorizer.core.events import TokenSource
+from idp_authorizer.core.responses import IDENTITY_KEYS
 from idp_authorizer.core.rules import RouteTable
 from idp_authorizer.infra.client_auth import ClientAuthMethod
 from idp_authorizer.jose.issuer import TENANT
@@ -47,13 +48,20 @@ CommaList = Annotated[tuple[str, ...], NoDecode]
 
 
 def _split(value: object) -> object:
-    """Accept ``a,b c`` (commas or spaces) or a JSON list for list-valued variables."""
+    """Accept ``a,b c`` (commas or spaces) or a JSON list for list-valued variables.
+
+    Every entry is a non-empty string, whichever the form: ``[""]`` in ``IDP_AUDIENCE`` would accept
+    tokens with an empty ``aud``.
+    """
+    items = value
     if isinstance(value, str):
         text = value.strip()
-        if text.startswith("["):
-            return tuple(json.loads(text))
-        return tuple(part for part in text.replace(",", " ").split() if part)
-    return value
+        items = json.loads(text) if text.startswith("[") else text.replace(",", " ").split()
+    if not isinstance(items, list | tuple):
+        return items
+    if not all(isinstance(item, str) and item.strip() for item in items):
+        raise ValueError("every entry must be a non-empty string")
+    return tuple(item.strip() for item in items)
 
 
 PRESET_PREFIXES = ("auth0", "cognito", "entra")
@@ -217,8 +225,11 @@ class Settings(BaseSettings, ProviderFields):
     @field_validator("context_claims")
     @classmethod
     def _context_claims(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for spec in value:
-            context_claim(spec)  # raises ValueError naming the bad name
+        keys = [context_claim(spec).name for spec in value]  # raises ValueError naming a bad name
+        taken = sorted(set(keys) & IDENTITY_KEYS) + sorted({key for key in keys if keys.count(key) > 1})
+        if taken:
+            # The identity keys come from what was verified; a claim must not pass for them.
+            raise ValueError(f"context keys {', '.join(taken)} are the authorizer's own or given twice")
         return value
 
     @field_validator("usage_identifier_claim")

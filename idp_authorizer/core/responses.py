@@ -22,6 +22,8 @@ from idp_authorizer.core.route_policy import RouteResources
 RESULT_BUDGET = 7 * 1024
 """API Gateway refuses authorizer results over 8 KB; keep a margin for what it adds."""
 _CONTEXT_VALUE_BUDGET = 1024
+IDENTITY_KEYS = frozenset({"sub", "iss", "scope", "provider", "client_id"})
+"""The context keys of the verified identity (:func:`principal_context`); no configured claim may take one."""
 
 
 def iam_policy(

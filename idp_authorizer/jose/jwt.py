@@ -239,8 +239,11 @@ class ClaimRules:
     """What the claims of a verified token must satisfy (RFC 7519 section 4.1, RFC 9068 section 4).
 
     ``audiences`` any-of (empty: ``aud`` is not required, for presets that pin the client instead);
-    ``clients`` an allowlist of the token's client (:func:`client_of`), empty for any; ``token_use``
-    the value Cognito's ``token_use`` must have, else an ID token (``token_use: id``) is refused.
+    ``clients`` an allowlist of the token's client (:func:`client_of`), empty for any, and
+    ``client_required`` whether a token must name its client at all; ``token_use`` the value Cognito's
+    ``token_use`` must have, else an ID token (``token_use: id``) is refused; ``access_claims``, when
+    set, claims of which an access token has at least one (Entra: ``scp`` or ``roles``, which an ID
+    token of the same app and audience lacks).
     """
 
     issuers: Issuers
@@ -248,7 +251,9 @@ class ClaimRules:
     leeway: float = 0.0
     clients: frozenset[str] = frozenset()
     client_claims: tuple[str, ...] = CLIENT_CLAIMS
+    client_required: bool = False
     token_use: str | None = None
+    access_claims: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.audiences and not self.clients:
@@ -270,20 +275,31 @@ class ClaimRules:
             raise InvalidToken(Reason.WRONG_TOKEN_USE, f"token_use is not {self.token_use!r}")
         if self.token_use is None and token_use == "id":  # noqa: S105 - a token kind, not a secret
             raise InvalidToken(Reason.WRONG_TOKEN_USE, "an ID token is not an access token")
-        return Checked(exp, issuer, audiences, client_of(claims, self.clients, self.client_claims))
+        if self.access_claims and not any(name in claims for name in self.access_claims):
+            raise InvalidToken(Reason.NOT_AN_ACCESS_TOKEN, f"token has none of {', '.join(self.access_claims)}")
+        client = client_of(claims, self.clients, self.client_claims, required=self.client_required)
+        return Checked(exp, issuer, audiences, client)
 
 
 def client_of(
-    claims: Mapping[str, Any], allowed: Collection[str], names: tuple[str, ...] = CLIENT_CLAIMS
+    claims: Mapping[str, Any],
+    allowed: Collection[str],
+    names: tuple[str, ...] = CLIENT_CLAIMS,
+    *,
+    required: bool = False,
 ) -> str | None:
     """The token's client: the first of ``names`` present (:data:`CLIENT_CLAIMS`), a string, else ``None``.
 
-    With an ``allowed`` list (``IDP_CLIENT_IDS``) it must be in it: a token with no client, or a
-    client not listed, is refused (``wrong_client``).
+    With an ``allowed`` list (``IDP_CLIENT_IDS``) it must be in it, and every one of ``names`` the token
+    carries must name the same client (a custom ``client_id`` claim cannot stand in for Keycloak's
+    ``azp``); a token with no client, or a client not listed, is refused (``wrong_client``), as is one
+    with no client when ``required``.
     """
-    value = next((claims[name] for name in names if name in claims), None)
-    client = value if isinstance(value, str) else None
-    if allowed and client not in allowed:
+    present = [claims[name] for name in names if name in claims]
+    client = present[0] if present and isinstance(present[0], str) and present[0] else None
+    if (allowed or required) and client is None:
+        raise InvalidToken(Reason.WRONG_CLIENT, "token names no client")
+    if allowed and (client not in allowed or any(value != client for value in present)):
         raise InvalidToken(Reason.WRONG_CLIENT, "token client is not an accepted client")
     return client
 

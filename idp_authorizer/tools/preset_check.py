@@ -71,6 +71,12 @@ def token_fix(config: ProviderConfig | None, code: str, claims: Mapping[str, Any
             )
         if iss_text.startswith("https://login.microsoftonline.com/") and version == "1":
             return "this is a v2 token: set IDP_ENTRA_TOKEN_VERSION=2 (the app's accessTokenAcceptedVersion is 2)"
+    client_claim = "azp" if version == "2" else "appid"
+    if config.provider == "entra" and code in ("wrong_client", "not_an_access_token") and client_claim not in claims:
+        return (
+            f"this looks like an ID token (no {client_claim}): send the access token the client got for this API's "
+            "scope (api://.../.default or a scope of the app)"
+        )
     if code == "tenant_not_allowed":
         variable = "IDP_ENTRA_ALLOWED_TENANTS" if config.provider == "entra" else "IDP_ALLOWED_TENANTS"
         return f"the token's tenant is not accepted: add its tid to {variable} if this API serves it"

@@ -202,7 +202,7 @@ def test_nothing_the_product_emits_contains_a_token_header_or_secret(leaks, monk
             "IDP_PROVIDERS": json.dumps(providers),
             "IDP_ALLOW_LOOPBACK_HTTP": "true",
             "IDP_TOKEN_SOURCES": "header:Authorization,query:access_token,cookie:tok",
-            "IDP_CONTEXT_CLAIMS": "jti,email,client_id,username,active",
+            "IDP_CONTEXT_CLAIMS": "jti,email,username,active",
             "IDP_HTTP_TIMEOUT_SECONDS": "0.5",
             "IDP_NEGATIVE_CACHE_SECONDS": "0",
             "IDP_JWKS_COOLDOWN_SECONDS": "0",

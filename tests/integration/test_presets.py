@@ -193,6 +193,26 @@ def test_entra_client_allowlist(dev_idp, configure: Configure, capsys):
     assert decide(dev_idp.mint_preset("entra", azp=None), capsys) == ("unauthorized", "wrong_client")
 
 
+def test_entra_id_tokens_of_the_same_app_are_not_access_tokens(dev_idp, configure: Configure, capsys):
+    # An ID token has the app's client id as aud, the v2 issuer, tid and typ JWT, and may carry roles;
+    # it has no azp and no scp.
+    routes = {"DELETE /orders/{id}": {"claims": {"roles": ["Orders.Admin"]}}, "GET /pets": {}}
+    configure(settings("entra", dev_idp, IDP_ROUTES=json.dumps(routes)))
+    id_token = dev_idp.mint_preset("entra", aud=ENTRA_APP, azp=None, scp=None, nonce="n-0S6_WzA2Mj")
+    assert decide(id_token, capsys, "DELETE /orders/7") == ("unauthorized", "wrong_client")
+    assert decide(id_token, capsys, "GET /pets") == ("unauthorized", "wrong_client")
+    no_scope_nor_role = dev_idp.mint_preset("entra", scp=None, roles=None)
+    assert decide(no_scope_nor_role, capsys) == ("unauthorized", "not_an_access_token")
+    roles_only = dev_idp.mint_preset("entra", scp=None)  # an app-only (client credentials) token
+    assert decide(roles_only, capsys, "DELETE /orders/7") == ("allow", "allowed")
+
+
+def test_entra_reads_its_own_client_claim_only(dev_idp, configure: Configure, capsys):
+    configure(settings("entra", dev_idp, IDP_CLIENT_IDS="trusted-app"))
+    posing = dev_idp.mint_preset("entra", azp="evil-app", client_id="trusted-app", appid="trusted-app")
+    assert decide(posing, capsys) == ("unauthorized", "wrong_client")
+
+
 def test_an_issuer_template_for_another_multi_tenant_idp(dev_idp, configure: Configure, capsys):
     provider = {
         "provider": "jwks",
@@ -263,6 +283,15 @@ def test_keycloak_nested_roles_and_azp(dev_idp, configure: Configure, capsys):
     )
 
 
+def test_two_client_claims_that_disagree_are_refused_under_an_allowlist(dev_idp, configure: Configure, capsys):
+    configure(settings("keycloak", dev_idp, IDP_CLIENT_IDS="orders-web"))
+    # a client_id claim (a user-attribute mapper, say) cannot stand in for Keycloak's azp
+    posing = dev_idp.mint_preset("keycloak", azp="evil-app", client_id="orders-web")
+    assert decide(posing, capsys, "GET /orders") == ("unauthorized", "wrong_client")
+    agreeing = dev_idp.mint_preset("keycloak", client_id="orders-web")
+    assert decide(agreeing, capsys, "GET /orders") == ("allow", "allowed")
+
+
 def test_a_namespaced_claim_name_with_dots_and_slashes(dev_idp, configure: Configure, capsys):
     routes = {"GET /reports": {"claims": {"https://example.com/roles": ["analyst"]}}}
     configure(settings("okta", dev_idp, IDP_ROUTES=json.dumps(routes)))
@@ -331,6 +360,22 @@ def test_a_namespaced_claim_name_with_dots_and_slashes(dev_idp, configure: Confi
                 "IDP_ENTRA_ALLOWED_TENANTS": OTHER_TENANT,
             },
             "accepts that tenant only",
+        ),
+        (
+            {"IDP_PROVIDER": "oidc", "IDP_ISSUER": "https://i.example/", "IDP_AUDIENCE": '[""]'},
+            "IDP_AUDIENCE: Value error, every entry must be a non-empty string",
+        ),
+        (
+            {"IDP_PROVIDER": "cognito", "IDP_COGNITO_USER_POOL_ID": POOL, "IDP_COGNITO_CLIENT_IDS": '[" "]'},
+            "IDP_COGNITO_CLIENT_IDS: Value error, every entry must be a non-empty string",
+        ),
+        (
+            {**PRESETS["okta"].settings("https://k.example/"), "IDP_CONTEXT_CLAIMS": "client_id=/ext/client"},
+            "context keys client_id are the authorizer's own or given twice",
+        ),
+        (
+            {**PRESETS["okta"].settings("https://k.example/"), "IDP_CONTEXT_CLAIMS": "uid,uid=/ext/uid"},
+            "context keys uid are the authorizer's own or given twice",
         ),
     ],
 )

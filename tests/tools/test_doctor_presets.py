@@ -73,6 +73,13 @@ def test_entra_notes_the_token_version_the_app_registration_must_ask_for(dev_idp
         ),
         (
             "entra",
+            {"azp": None, "scp": None},
+            {},
+            "refused: wrong_client (token names no client)",
+            "fix: this looks like an ID token (no azp): send the access token",
+        ),
+        (
+            "entra",
             {"aud": "api://orders"},
             {"IDP_ENTRA_TOKEN_VERSION": "1"},
             "refused: wrong_issuer",
