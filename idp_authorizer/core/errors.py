@@ -26,6 +26,7 @@ class Reason(StrEnum):
     # deny: a valid token the rules refuse (explicit Deny / isAuthorized false)
     INSUFFICIENT_SCOPE = "insufficient_scope"
     WILDCARD_IN_PATH = "wildcard_in_path"
+    SENDER_CONSTRAINED_ROUTE = "sender_constrained_route"
     # invalid: the token (or the event) is bad (401)
     INVALID_TOKEN = "invalid_token"
     MISSING_TOKEN = "missing_token"
@@ -60,6 +61,28 @@ class Reason(StrEnum):
     WRONG_TOKEN_TYPE = "wrong_token_type"
     MISSING_SUB = "missing_sub"
     CONTROL_CHARACTERS = "control_characters"
+    # invalid: a sender-constrained token whose binding is not proven (RFC 9449, RFC 8705)
+    DPOP_PROOF_MISSING = "dpop_proof_missing"
+    DPOP_MULTIPLE_PROOFS = "dpop_multiple_proofs"
+    DPOP_PROOF_INVALID = "dpop_proof_invalid"
+    DPOP_WRONG_TYP = "dpop_wrong_typ"
+    DPOP_ALG_NOT_ALLOWED = "dpop_alg_not_allowed"
+    DPOP_JWK_INVALID = "dpop_jwk_invalid"
+    DPOP_PRIVATE_KEY = "dpop_private_key"
+    DPOP_BAD_SIGNATURE = "dpop_bad_signature"
+    DPOP_HTM_MISMATCH = "dpop_htm_mismatch"
+    DPOP_HTU_MISMATCH = "dpop_htu_mismatch"
+    DPOP_PROOF_EXPIRED = "dpop_proof_expired"
+    DPOP_ISSUED_IN_FUTURE = "dpop_issued_in_future"
+    DPOP_ATH_MISMATCH = "dpop_ath_mismatch"
+    DPOP_REPLAY = "dpop_replay"
+    DPOP_SCHEME_REQUIRED = "dpop_scheme_required"
+    DPOP_TOKEN_NOT_BOUND = "dpop_token_not_bound"
+    DPOP_TOKEN_EVENT = "dpop_token_event"
+    CNF_MISMATCH = "cnf_mismatch"
+    CNF_UNSUPPORTED = "cnf_unsupported"
+    CLIENT_CERT_MISSING = "client_cert_missing"
+    SENDER_CONSTRAINT_REQUIRED = "sender_constraint_required"
     INACTIVE = "inactive"
     INTROSPECTION_REFUSED = "introspection_refused"
     # unavailable: the IdP could not be asked, or answered nonsense (500, never cached)
@@ -127,7 +150,7 @@ class Reason(StrEnum):
 
 
 _ALLOW = {Reason.ALLOWED, Reason.VERIFIED, Reason.ACTIVE}
-_DENY = {Reason.INSUFFICIENT_SCOPE, Reason.WILDCARD_IN_PATH}
+_DENY = {Reason.INSUFFICIENT_SCOPE, Reason.WILDCARD_IN_PATH, Reason.SENDER_CONSTRAINED_ROUTE}
 _INVALID_END = list(Reason).index(Reason.INTROSPECTION_REFUSED)
 OUTCOMES: Mapping[Reason, Outcome] = {
     reason: "allow"

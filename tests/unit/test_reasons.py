@@ -30,7 +30,12 @@ def raise_sites() -> list[tuple[str, int, str, ast.expr | None]]:
 def test_every_reason_has_one_outcome_and_the_groups_are_right():
     assert set(OUTCOMES) == set(Reason)
     assert {r for r, o in OUTCOMES.items() if o == "allow"} == {Reason.ALLOWED, Reason.VERIFIED, Reason.ACTIVE}
-    assert {r for r, o in OUTCOMES.items() if o == "deny"} == {Reason.INSUFFICIENT_SCOPE, Reason.WILDCARD_IN_PATH}
+    assert {r for r, o in OUTCOMES.items() if o == "deny"} == {
+        Reason.INSUFFICIENT_SCOPE,
+        Reason.WILDCARD_IN_PATH,
+        Reason.SENDER_CONSTRAINED_ROUTE,
+    }
+    assert all(OUTCOMES[r] == "invalid" for r in Reason if r.value.startswith(("dpop_", "cnf_")))
     for reason in (Reason.EXPIRED, Reason.UNKNOWN_KID, Reason.INACTIVE, Reason.MALFORMED_EVENT, Reason.MISSING_TOKEN):
         assert OUTCOMES[reason] == "invalid"
     for reason in (Reason.IDP_TIMEOUT, Reason.HTTP_503, Reason.HTTP_OTHER, Reason.INSECURE_URL, Reason.IDP_BACKOFF):
