@@ -60,6 +60,8 @@ class Request(NamedTuple):
     token: str | None
     """ASCII without spaces; :func:`check_token_syntax` completes the check before verification."""
     request_id: str | None = None
+    scheme: str | None = None
+    """``bearer`` or ``dpop`` (lower case) when an ``Authorization``-style value named one; ``None`` otherwise."""
 
     @property
     def payload_v2(self) -> bool:
@@ -97,8 +99,8 @@ def parse_event(event: object, sources: Sequence[TokenSource] = DEFAULT_SOURCES)
         raise InvalidToken(Reason.MALFORMED_EVENT, "event has no valid methodArn/routeArn")
     method, template = _route(event, shape, arn)
     path = "/" + arn.path
-    token = _token(event, shape, sources)
-    return Request(shape, arn, method, template, path, token, _request_id(event))
+    token, scheme = _token(event, shape, sources)
+    return Request(shape, arn, method, template, path, token, _request_id(event), scheme)
 
 
 def refused_request(event: object) -> Request | None:
@@ -153,19 +155,22 @@ def _request_id(event: Mapping[str, Any]) -> str | None:
     return value if isinstance(value, str) and len(value) <= 128 and value.isascii() and value.isprintable() else None
 
 
-def _token(event: Mapping[str, Any], shape: Shape, sources: Sequence[TokenSource]) -> str | None:
-    """The one bearer token of the request; two different tokens are refused."""
+def _token(event: Mapping[str, Any], shape: Shape, sources: Sequence[TokenSource]) -> tuple[str | None, str | None]:
+    """The one access token of the request and its scheme; two different tokens (or schemes) are refused."""
     if shape == "rest-token":
         raw = event.get("authorizationToken")
-        return _bearer(raw) if raw is not None else None
+        return _bearer(raw) if raw is not None else (None, None)
     found: str | None = None
+    found_scheme: str | None = None
     for source in sources:
         for raw in _raw_values(event, shape, source):
-            token = _bearer(raw) if source.kind == "header" else _bare(raw)
+            token, scheme = _bearer(raw) if source.kind == "header" else (_bare(raw), None)
             if found is not None and token != found:
                 raise InvalidToken(Reason.MULTIPLE_TOKENS, "the request carries more than one token")
-            found = token
-    return found
+            if scheme is not None and found_scheme not in (None, scheme):
+                raise InvalidToken(Reason.MULTIPLE_TOKENS, "the request sends its token under two schemes")
+            found, found_scheme = token, scheme or found_scheme
+    return found, found_scheme
 
 
 def _raw_values(event: Mapping[str, Any], shape: Shape, source: TokenSource) -> Iterator[object]:
@@ -216,18 +221,23 @@ def _cookie_values(event: Mapping[str, Any], shape: Shape, name: str) -> Iterato
             yield value.strip(_OWS)
 
 
-def _bearer(raw: object) -> str:
-    """The token in an Authorization value: ``Bearer <token>`` (scheme case-insensitive) or the bare token."""
+_SCHEMES = ("bearer", "dpop")
+"""RFC 6750 ``Bearer`` and RFC 9449 section 7.1 ``DPoP``, case-insensitive (RFC 9110 section 11.1)."""
+
+
+def _bearer(raw: object) -> tuple[str, str | None]:
+    """``(token, scheme)`` of an Authorization value: ``Bearer <token>``, ``DPoP <token>`` or the bare token."""
     if not isinstance(raw, str) or len(raw) > _MAX_HEADER:
         raise InvalidToken(Reason.MALFORMED_TOKEN, "authorization value is not a short string")
     scheme, sep, rest = raw.strip(_OWS).partition(" ")
     if not sep:
-        if scheme.lower() == "bearer":
-            raise InvalidToken(Reason.MALFORMED_TOKEN, "Bearer scheme without a token")
-        return _bare(scheme)
-    if scheme.lower() != "bearer":
-        raise InvalidToken(Reason.MALFORMED_TOKEN, "authorization scheme is not Bearer")
-    return _bare(rest.strip(_OWS))
+        if scheme.lower() in _SCHEMES:
+            raise InvalidToken(Reason.MALFORMED_TOKEN, "authorization scheme without a token")
+        return _bare(scheme), None
+    named = scheme.lower()
+    if named not in _SCHEMES:
+        raise InvalidToken(Reason.MALFORMED_TOKEN, "authorization scheme is not Bearer or DPoP")
+    return _bare(rest.strip(_OWS)), named
 
 
 def _bare(raw: object) -> str:
@@ -237,6 +247,69 @@ def _bare(raw: object) -> str:
     if not isinstance(raw, str) or not raw or len(raw) > _MAX_HEADER or not raw.isascii() or " " in raw:
         raise InvalidToken(Reason.MALFORMED_TOKEN, "token has characters a bearer token cannot have")
     return raw
+
+
+class SenderEvidence(NamedTuple):
+    """What a request offers to prove a sender-constrained token: the DPoP proofs and the client certificate.
+
+    Read from the event only for a token that needs it (:func:`sender_evidence`).
+    """
+
+    proofs: tuple[str, ...]
+    """Every ``DPoP`` header value (RFC 9449 section 4.3 wants exactly one)."""
+    htm: str
+    htu: str | None
+    """The URL the client called, without query (``None`` when the event does not say)."""
+    client_cert_pem: str | None
+
+
+def sender_evidence(event: Mapping[str, Any], request: Request) -> SenderEvidence:
+    """The DPoP proofs, ``htm``, ``htu`` and the mutual-TLS client certificate of a REQUEST-type event.
+
+    ``htu`` is ``https://`` + the host the client used + the path as the client sent it:
+
+    - host: the ``Host`` header, else ``requestContext.domainName`` (the custom domain, or
+      ``{api-id}.execute-api.{region}.amazonaws.com``);
+    - path: REST REQUEST and HTTP API 1.0 ``requestContext.path`` (``$context.path``: with the stage on the
+      execute-api host, with the base path on a custom domain), HTTP API 2.0 ``rawPath`` (with the stage
+      for a named stage, none for ``$default``).
+
+    API Gateway accepts HTTPS only, so the scheme is always ``https``. The client certificate is
+    ``requestContext.identity.clientCert.clientCertPem`` (REST) or
+    ``requestContext.authentication.clientCert.clientCertPem`` (HTTP APIs), present with mutual TLS.
+    """
+    context = event.get("requestContext")
+    context = context if isinstance(context, dict) else {}
+    host = next((v for v in _header_values(event, "Host") if isinstance(v, str)), None) or context.get("domainName")
+    path = event.get("rawPath") if request.shape == "http-v2" else context.get("path")
+    htu = None
+    if isinstance(host, str) and host and isinstance(path, str) and path.startswith("/"):
+        htu = f"https://{host}{path.partition('?')[0]}"
+    method = request.arn.verb if request.arn is not None else request.method
+    return SenderEvidence(_proofs(event), method, htu, _client_cert(context))
+
+
+def _proofs(event: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every DPoP header value: ``multiValueHeaders`` when present (it holds them all), else ``headers``,
+    where API Gateway joins repeated headers with commas (a JWS never holds one)."""
+    many = list(_named_values(event, ("multiValueHeaders",), "DPoP", exact=False))
+    values = many or list(_named_values(event, ("headers",), "DPoP", exact=False))
+    found: list[str] = []
+    for value in values:
+        if not isinstance(value, str):
+            raise InvalidToken(Reason.MALFORMED_EVENT, "DPoP header is not a string")
+        found += [part.strip(_OWS) for part in value.split(",")]
+    return tuple(found)
+
+
+def _client_cert(context: Mapping[str, Any]) -> str | None:
+    for holder in ("identity", "authentication"):
+        section = context.get(holder)
+        cert = section.get("clientCert") if isinstance(section, dict) else None
+        pem = cert.get("clientCertPem") if isinstance(cert, dict) else None
+        if isinstance(pem, str) and pem:
+            return pem
+    return None
 
 
 def check_token_syntax(token: str) -> None:

@@ -1,9 +1,12 @@
 """Event parsing and token extraction (pure; no servers)."""
 
 import pytest
+from event_factory import http_v2 as _http_v2
+from event_factory import rest_request as _rest_request
+from event_factory import rest_token as _rest_token
 
-from idp_authorizer.core.errors import InvalidToken
-from idp_authorizer.core.events import TokenSource, check_token_syntax, parse_event
+from idp_authorizer.core.errors import InvalidToken, Reason
+from idp_authorizer.core.events import SenderEvidence, TokenSource, check_token_syntax, parse_event, sender_evidence
 
 ARN = "arn:aws-cn:execute-api:cn-north-1:123456789012:api1/prod/GET/pets/7"
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
@@ -128,3 +131,51 @@ def test_token_source_spec_parsing():
 def test_unrecognised_or_broken_events_are_invalid_token(event):
     with pytest.raises(InvalidToken):
         parse_event(event)
+
+
+# -- sender-constrained tokens: scheme, DPoP proofs, htu, client certificate -------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "scheme"), [("DPoP abc", "dpop"), ("dpop abc", "dpop"), ("Bearer abc", "bearer"), ("abc", None)]
+)
+def test_the_scheme_is_kept(value: str, scheme: str | None):
+    event = _rest_request(None, headers={"Authorization": value})
+    request = parse_event(event)
+    assert (request.token, request.scheme) == ("abc", scheme)
+    assert parse_event(_rest_token(None, authorizationToken=value)).scheme == scheme
+
+
+def test_one_token_under_two_schemes_is_refused():
+    event = _rest_request(None, multiValueHeaders={"Authorization": ["DPoP abc", "Bearer abc"]})
+    with pytest.raises(InvalidToken) as caught:
+        parse_event(event)
+    assert caught.value.code == Reason.MULTIPLE_TOKENS
+
+
+def test_rest_request_htu_is_host_and_context_path():
+    event = _rest_request(
+        "t",
+        headers={"Authorization": "DPoP t", "Host": "api.example.com", "DPoP": "p1"},
+        multiValueHeaders={"DPoP": ["p1"]},
+        requestContext={"path": "/prod/pets", "domainName": "ignored.example.com"},
+    )
+    assert sender_evidence(event, parse_event(event)) == SenderEvidence(
+        ("p1",), "GET", "https://api.example.com/prod/pets", None
+    )
+
+
+def test_http_v2_htu_is_host_and_raw_path_and_commas_split_proofs():
+    event = _http_v2(
+        "t",
+        headers={"authorization": "DPoP t", "dpop": "p1,p2"},
+        rawPath="/pets",
+        requestContext={"domainName": "api.example.com", "authentication": {"clientCert": {"clientCertPem": "PEM"}}},
+    )
+    evidence = sender_evidence(event, parse_event(event))
+    assert evidence == SenderEvidence(("p1", "p2"), "GET", "https://api.example.com/pets", "PEM")
+
+
+def test_no_host_means_no_htu():
+    event = _http_v2("t", rawPath="/pets")
+    assert sender_evidence(event, parse_event(event)).htu is None
