@@ -56,7 +56,8 @@ _SHARED_POLL_SECONDS = 0.02
 
 ACCESS_TOKEN_TYPES = frozenset({"bearer", "access_token", "urn:ietf:params:oauth:token-type:access_token"})
 """``token_type`` values (compared case-insensitively) of a token usable as a bearer access token.
-Refresh tokens, ID tokens and sender-constrained ``DPoP`` tokens (whose proof is not checked here) are refused."""
+Refresh tokens and ID tokens are refused; a ``DPoP`` token only with ``cnf.jkt`` (RFC 9449 section 6.2), whose
+proof the decision path then checks on every request."""
 
 CLIENT_ERRORS = frozenset({"invalid_client", "unauthorized_client", "invalid_request"})
 """RFC 6749 section 5.2 ``error`` codes of a 400 that blame this client or its request, not the token."""
@@ -81,9 +82,17 @@ class IntrospectionRules:
         if self.audiences and self.audiences.isdisjoint(audiences):
             raise InvalidToken(Reason.WRONG_AUDIENCE, "token audience is not accepted")
         token_type = response.get("token_type")
-        if token_type is not None and (not isinstance(token_type, str) or token_type.lower() not in ACCESS_TOKEN_TYPES):
+        if token_type is not None and not _usable_type(token_type, response.get("cnf")):
             raise InvalidToken(Reason.WRONG_TOKEN_TYPE, "the token is not a bearer access token")
         return exp, audiences
+
+
+def _usable_type(token_type: object, cnf: object) -> bool:
+    if not isinstance(token_type, str):
+        return False
+    if token_type.lower() == "dpop":
+        return isinstance(cnf, dict) and isinstance(cnf.get("jkt"), str)
+    return token_type.lower() in ACCESS_TOKEN_TYPES
 
 
 class IntrospectionProvider:

@@ -22,6 +22,7 @@ from idp_authorizer.core.outcome import Responder
 from idp_authorizer.infra.cache import BoundedMemoryCache
 from idp_authorizer.infra.http import HttpClient
 from idp_authorizer.infra.log import DecisionLog
+from idp_authorizer.infra.sender import SenderConstraints
 
 if TYPE_CHECKING:
     from idp_authorizer.infra.metrics import Metrics
@@ -98,6 +99,15 @@ def build_authorizer(settings: Settings, *, clock: Clock = time.time, http: Http
         max_token_bytes=settings.max_token_bytes,
         decision_log=DecisionLog(settings.log_level, decisions=settings.log_decisions),
         metrics=metrics,
+        sender=SenderConstraints(
+            algorithms=settings.dpop_algorithms,
+            max_age=settings.dpop_max_age_seconds,
+            leeway=settings.leeway_seconds,
+            replay=BoundedMemoryCache(max_entries=settings.cache_max_entries, clock=clock),
+            shared=parts.shared,
+            clock=clock,
+        ),
+        require_sender_constrained=settings.require_sender_constrained,
         clock=clock,
     )
 

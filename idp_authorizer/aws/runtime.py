@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from idp_authorizer.aws.router import ProviderRouter
+from idp_authorizer.core.binding import SenderCheck
 from idp_authorizer.core.clock import Clock
 from idp_authorizer.core.decision import DecisionPath
 from idp_authorizer.core.events import TokenSource
@@ -38,6 +39,8 @@ class Authorizer:
         max_token_bytes: int = 10 * 1024,
         decision_log: DecisionLog | None = None,
         metrics: Metrics | None = None,
+        sender: SenderCheck | None = None,
+        require_sender_constrained: bool = False,
         clock: Clock = time.time,
     ) -> None:
         self.router = router
@@ -54,6 +57,8 @@ class Authorizer:
             negative_seconds=negative_seconds,
             max_token_bytes=max_token_bytes,
             metrics=metrics,
+            sender=sender,
+            require_sender_constrained=require_sender_constrained,
             clock=clock,
         )
         self._loop: asyncio.AbstractEventLoop | None = None

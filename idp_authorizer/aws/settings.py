@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from idp_authorizer.core.binding import DPOP_ALGORITHMS
 from idp_authorizer.core.claims import ClaimPath, claim_path, context_claim
 from idp_authorizer.core.errors import ConfigurationError, Problem, Reason
 from idp_authorizer.core.events import TokenSource
@@ -62,6 +63,14 @@ def _split(value: object) -> object:
     if not all(isinstance(item, str) and item.strip() for item in items):
         raise ValueError("every entry must be a non-empty string")
     return tuple(item.strip() for item in items)
+
+
+def _asymmetric(value: tuple[str, ...]) -> tuple[str, ...]:
+    # The refused values are not echoed: a secret pasted into the wrong variable must not reach the logs.
+    refused = [alg for alg in value if alg not in ASYMMETRIC]
+    if refused or not value:
+        raise ValueError(f"only asymmetric algorithms are accepted ({', '.join(ASYMMETRIC)}); {len(refused)} refused")
+    return value
 
 
 PRESET_PREFIXES = ("auth0", "cognito", "entra")
@@ -117,13 +126,7 @@ class ProviderFields(BaseModel):
     @field_validator("algorithms")
     @classmethod
     def _asymmetric_only(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        # The refused values are not echoed: a secret pasted into the wrong variable must not reach the logs.
-        refused = [alg for alg in value if alg not in ASYMMETRIC]
-        if refused or not value:
-            raise ValueError(
-                f"only asymmetric algorithms are accepted ({', '.join(ASYMMETRIC)}); {len(refused)} refused"
-            )
-        return value
+        return _asymmetric(value)
 
 
 class ProviderConfig(ProviderFields):
@@ -208,7 +211,12 @@ class Settings(BaseSettings, ProviderFields):
     """One CloudWatch Embedded Metric Format line per invocation (see :mod:`idp_authorizer.infra.metrics`)."""
     metrics_namespace: str = Field("IdpAuthorizer", pattern=r"^[A-Za-z0-9 ._#:/-]{1,255}$")
 
-    _settings_lists = field_validator("required_scopes", "context_claims", mode="before")(_split)
+    dpop_algorithms: CommaList = DPOP_ALGORITHMS
+    dpop_max_age_seconds: float = Field(60.0, gt=0, le=3600)
+    require_sender_constrained: bool = False
+
+    _settings_lists = field_validator("required_scopes", "context_claims", "dpop_algorithms", mode="before")(_split)
+    _dpop_asymmetric = field_validator("dpop_algorithms")(_asymmetric)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -18,9 +18,17 @@ from collections.abc import Awaitable, Generator, Sequence
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from idp_authorizer.core.binding import SenderCheck, binding_of, required_proofs
 from idp_authorizer.core.clock import Clock
 from idp_authorizer.core.errors import AuthorizerError, ConfigurationError, InvalidToken, Reason
-from idp_authorizer.core.events import Request, TokenSource, check_token_syntax, parse_event, refused_request
+from idp_authorizer.core.events import (
+    Request,
+    TokenSource,
+    check_token_syntax,
+    parse_event,
+    refused_request,
+    sender_evidence,
+)
 from idp_authorizer.core.outcome import Decision, Responder, decision_for
 from idp_authorizer.core.principal import NO_CLAIMS, Principal, interned
 from idp_authorizer.core.principal import fingerprint as token_fingerprint
@@ -102,9 +110,13 @@ class DecisionPath:
         negative_seconds: float = 10.0,
         max_token_bytes: int = 10 * 1024,
         metrics: Meter | None = None,
+        sender: SenderCheck | None = None,
+        require_sender_constrained: bool = False,
         clock: Clock = time.time,
     ) -> None:
         self.router = router
+        self.sender = sender
+        self._require_bound = require_sender_constrained
         self.responder = responder
         self.cache = cache
         self.log = log
@@ -141,9 +153,38 @@ class DecisionPath:
             if check is None:
                 check = yield self._introspect(request.token)
             known = known if check.outcome == "allow" else check
+        if (
+            type(known) is CachedPrincipal
+            and request is not None
+            and (self._require_bound or request.scheme is not None or "cnf" in known.principal.claims)
+        ):
+            refusal, pending = self._prove(event, request, known)
+            if pending is not None:
+                refusal = yield pending
+            if refusal is not None and refusal.outcome != "allow":
+                known = refusal
         return self._respond(request, known, fingerprint, cache_hit, started)
 
     # -- steps --------------------------------------------------------------------------------
+
+    def _prove(
+        self, event: object, request: Request, known: CachedPrincipal
+    ) -> tuple[Decision | None, Awaitable[Decision] | None]:
+        """The binding rule, on every request (verdict cached or not): a token with ``cnf`` is refused
+        unless its binding is proven now; ``(refusal, None)``, ``(None, None)`` or ``(None, pending)``.
+
+        The verdict cache spares the access token's signature check; the proof is checked each time.
+        """
+        try:
+            binding = binding_of(known.principal.claims)
+            if not required_proofs(request, binding, require_bound=self._require_bound):
+                return None, None
+            assert binding is not None and isinstance(event, dict) and request.token is not None
+            if self.sender is None:  # the composition root always gives one; fail closed regardless
+                raise InvalidToken(Reason.CNF_UNSUPPORTED, "no sender-constraint checker is configured")
+            return None, self.sender.check(sender_evidence(event, request), request.token, binding)
+        except InvalidToken as exc:
+            return decision_for(exc), None
 
     def _lookup(self, event: object) -> tuple[Request | None, str | None, CachedPrincipal | Decision | None]:
         """Parse the event; answer from the verdict cache, or say verification is needed (``None``)."""

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
+from idp_authorizer.core.binding import is_bound
 from idp_authorizer.core.claims import ClaimPath
 from idp_authorizer.core.errors import OUTCOMES, AuthorizerError, AuthorizerUnavailable, Outcome, Reason
 from idp_authorizer.core.events import Request
@@ -71,9 +72,10 @@ class Responder:
         object.__setattr__(self, "builder", PolicyBuilder(self.table))
 
     def claims_used(self) -> frozenset[str]:
-        """Every claim a response can read: route rules, context claims, the usage identifier claim."""
+        """Every claim a response can read: route rules, context claims, the usage identifier claim, and ``cnf``
+        (a bound token's binding is proven on every request, and its policy speaks for one ARN)."""
         paths = [path for rule in self.table.all_rules for path, _ in rule.claims] + list(self.context_claims)
-        return frozenset(path.top for path in [*paths, *([self.usage_claim] if self.usage_claim else [])])
+        return frozenset(path.top for path in [*paths, *([self.usage_claim] if self.usage_claim else [])]) | {"cnf"}
 
     def simple(self, request: Request | None) -> bool:
         """Simple responses exist only for HTTP API payload 2.0; ``auto`` uses them there."""
@@ -93,8 +95,11 @@ class Responder:
 
     def decide(self, request: Request, principal: Principal) -> Decision:
         """What the rules say about this request for ``principal`` (every route it names must allow it)."""
-        if request.arn is not None and all(self.table.permits(principal, rule) for rule in self.routes(request)):
+        rules = self.routes(request)
+        if request.arn is not None and all(self.table.permits(principal, rule) for rule in rules):
             return Decision("allow", Reason.ALLOWED, principal)
+        if not is_bound(principal) and any(rule is not None and rule.sender_constrained for rule in rules):
+            return Decision("deny", Reason.SENDER_CONSTRAINED_ROUTE, principal)
         return Decision("deny", Reason.INSUFFICIENT_SCOPE, principal)
 
     def answer(self, request: Request, principal: Principal) -> tuple[Decision, dict[str, Any]]:
@@ -124,7 +129,15 @@ class Responder:
         if principal is None or request is None or request.arn is None:
             raise unauthorized()
         permitted = decision.outcome == "allow"
-        return self._iam(request, principal, self.builder.resources(principal, request.arn, permitted), permitted)
+        # A bound token's binding was proven for this request only (a DPoP proof names one method and URL):
+        # its policy speaks for the incoming ARN alone, so a result cached by API Gateway, which replays it
+        # without the proof, can never stretch to other routes. Result caching must be off for such routes.
+        resources = (
+            incoming_only(request.arn, permitted)
+            if is_bound(principal)
+            else self.builder.resources(principal, request.arn, permitted)
+        )
+        return self._iam(request, principal, resources, permitted)
 
     def _iam(
         self, request: Request, principal: Principal, resources: RouteResources, permitted: bool

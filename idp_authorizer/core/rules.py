@@ -7,6 +7,7 @@
      "ANY /admin/{proxy+}": {"claims": {"role": ["admin"]}},     # claim value any-of (JSON values)
      "GET /ops": {"claims": {"/realm_access/roles": ["ops"]}},   # a nested claim (JSON Pointer)
      "DELETE /pets/{id}": {"scopes": ["admin"], "introspect": true},  # JWTs also introspected
+     "POST /payments": {"sender_constrained": true},               # DPoP or mTLS-bound tokens only
      "GET /health": {}}                                           # any valid token
 
 A pattern is ``METHOD PATH`` (``ANY`` or ``*`` for every method) with ``{name}`` matching one
@@ -77,6 +78,8 @@ class Rule:
     claims: tuple[tuple[ClaimPath, frozenset[ClaimValue]], ...] = ()
     """Claims (:mod:`~idp_authorizer.core.claims` names, nested ones too) and the values any-of which each must hold."""
     introspect: bool = False
+    sender_constrained: bool = False
+    """Only sender-constrained tokens (DPoP or certificate-bound, binding proven) may call this route."""
 
     @property
     def special(self) -> bool:
@@ -94,7 +97,9 @@ class Rule:
         return ranks, 0 if self.methods == METHODS else 1
 
     def permits(self, principal: Principal) -> bool:
-        """Whether ``principal`` meets this rule's scope and claim requirements."""
+        """Whether ``principal`` meets this rule's scope, claim and sender-constraint requirements."""
+        if self.sender_constrained and "cnf" not in principal.claims:
+            return False  # a principal with cnf reaches the rules only once its binding is proven
         scopes = principal.scopes
         if self.any_scopes and scopes.isdisjoint(self.any_scopes):
             return False
@@ -152,16 +157,16 @@ def parse_rule(pattern: str, spec: object) -> Rule:
         spec = {"scopes": spec}
     if not isinstance(spec, Mapping):
         raise ValueError(f"route {pattern!r}: rule must be an object or a list of scopes")
-    unknown = set(spec) - {"scopes", "all_scopes", "claims", "introspect"}
+    unknown = set(spec) - {"scopes", "all_scopes", "claims", "introspect", "sender_constrained"}
     if unknown:
         raise ValueError(f"route {pattern!r}: unknown keys {sorted(unknown)}")
     methods, segments = _parse_pattern(pattern)
     claims = spec.get("claims", {})
     if not isinstance(claims, Mapping):
         raise ValueError(f"route {pattern!r}: claims must be an object")
-    introspect = spec.get("introspect", False)
-    if not isinstance(introspect, bool):
-        raise ValueError(f"route {pattern!r}: introspect must be true or false")
+    introspect, constrained = spec.get("introspect", False), spec.get("sender_constrained", False)
+    if not isinstance(introspect, bool) or not isinstance(constrained, bool):
+        raise ValueError(f"route {pattern!r}: introspect and sender_constrained must be true or false")
     return Rule(
         pattern=pattern.strip(),
         methods=methods,
@@ -170,6 +175,7 @@ def parse_rule(pattern: str, spec: object) -> Rule:
         all_scopes=_strings(spec.get("all_scopes", []), f"route {pattern!r}: all_scopes"),
         claims=tuple(_claim_values(str(name), value, pattern) for name, value in sorted(claims.items())),
         introspect=introspect,
+        sender_constrained=constrained,
     )
 
 

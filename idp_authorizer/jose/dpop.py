@@ -21,8 +21,6 @@ from idp_authorizer.core.errors import InvalidToken, Reason
 from idp_authorizer.jose.jwk import UnusableKeyError, VerifyingKey, build_key
 from idp_authorizer.jose.jwt import decompose, numeric_date
 
-DEFAULT_ALGORITHMS = ("ES256", "RS256", "PS256", "EdDSA")
-"""``IDP_DPOP_ALGORITHMS`` when unset."""
 MAX_PROOF_BYTES = 8 * 1024
 _THUMBPRINT_MEMBERS: Mapping[str, tuple[str, ...]] = {
     "RSA": ("e", "kty", "n"),

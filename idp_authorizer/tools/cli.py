@@ -129,10 +129,23 @@ def _invoke_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shape", choices=SHAPES, default="rest-token", help="the event shape to build")
     parser.add_argument("--route", default="GET /pets", help="'VERB /path' of the request")
     parser.add_argument("--api", default=API, help="the API's ARN prefix: arn:aws:execute-api:REGION:ACCOUNT:ID/STAGE")
+    parser.add_argument(
+        "--dpop-key",
+        metavar="FILE",
+        help="send the token as DPoP, with a proof signed by this private JWK (created if missing; its jkt printed)",
+    )
 
 
 def _invoke(args: argparse.Namespace) -> int:
-    from idp_authorizer.tools.invoke import build_event, first_source, invoke, load_event, render
+    from idp_authorizer.tools.invoke import (
+        build_event,
+        first_source,
+        invoke,
+        load_dpop_key,
+        load_event,
+        render,
+        with_dpop,
+    )
 
     try:
         if args.event is not None:
@@ -142,6 +155,15 @@ def _invoke(args: argparse.Namespace) -> int:
         else:
             token = _read_token(args.token)
             event = build_event(args.shape, token, args.route, api=args.api, source=first_source())
+            if args.dpop_key is not None:
+                key, created = load_dpop_key(args.dpop_key)
+                if created or token is None:
+                    print(f"DPoP key {args.dpop_key}: jkt {key.jkt} (mint a token bound to it: dpop_jkt={key.jkt})")
+                    if token is None:
+                        return 2
+                if args.shape == "rest-token":
+                    raise ValueError("DPoP needs a REQUEST-type shape: rest-request, http-v1 or http-v2")
+                event = with_dpop(event, token, key)
     except (OSError, ValueError) as exc:
         print(f"invoke: {exc}", file=sys.stderr)
         return 2

@@ -20,6 +20,8 @@ from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
 from idp_authorizer.tools.devserver import BackgroundServer
 
 ALG_KEY = {"RS256": "rsa", "PS256": "rsa", "ES256": "ec", "EdDSA": "okp"}
+_CNF_FIELDS = {"dpop_jkt": "jkt", "x5t_s256": "x5t#S256"}
+"""``/token`` form fields that bind the token (RFC 9449 section 6.1, RFC 8705 section 3.1)."""
 
 
 class DevIdp:
@@ -123,7 +125,11 @@ class DevIdp:
         return web.json_response(self.jwks())
 
     async def _token(self, request: web.Request) -> web.Response:
-        """Mint a token: form fields ``alg``, ``scope``, ``ttl``, ``sub``, ``aud``; or ``preset`` (cognito...)."""
+        """Mint a token: form fields ``alg``, ``scope``, ``ttl``, ``sub``, ``aud``; or ``preset`` (cognito...).
+
+        ``dpop_jkt`` (a DPoP key's RFC 7638 thumbprint) binds the token to that key (``cnf.jkt``,
+        ``token_type: DPoP``); ``x5t_s256`` binds it to a client certificate (``cnf.x5t#S256``).
+        """
         self.hits[request.path] += 1
         data: dict[str, Any] = dict(await request.post())
         alg = str(data.pop("alg", "RS256"))
@@ -139,9 +145,13 @@ class DevIdp:
             return web.json_response({"access_token": token, "token_type": "Bearer", "expires_in": 3600})
         ttl = float(data.pop("ttl", 300))
         scope = str(data.pop("scope", "read"))
+        cnf = {name: str(data.pop(field)) for field, name in _CNF_FIELDS.items() if field in data}
         claims: dict[str, Any] = {k: str(v) for k, v in data.items() if k not in ("header", "key")}
+        if cnf:
+            claims["cnf"] = cnf
         token = self.mint(alg=alg, ttl=ttl, scope=scope, **claims)
-        return web.json_response({"access_token": token, "token_type": "Bearer", "expires_in": int(ttl)})
+        kind = "DPoP" if "jkt" in cnf else "Bearer"
+        return web.json_response({"access_token": token, "token_type": kind, "expires_in": int(ttl)})
 
     def start(self) -> DevIdp:
         """Serve on a background thread; returns once the socket listens (port chosen if 0)."""

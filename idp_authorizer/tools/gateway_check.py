@@ -44,7 +44,32 @@ def check_gateway(settings: Settings, gateway: Gateway) -> list[Finding]:
     findings = _response_mode(settings, gateway)
     if gateway.identity_sources:
         findings += _identity_sources(settings, gateway)
-    return findings
+    return findings + _sender_caching(settings, gateway)
+
+
+def dpop_configured(settings: Settings) -> bool:
+    """Whether the settings ask for sender-constrained tokens (DPoP or mTLS-bound) anywhere."""
+    named = {"dpop_algorithms", "dpop_max_age_seconds", "require_sender_constrained"} & settings.model_fields_set
+    return bool(named) or any(rule.sender_constrained for rule in settings.route_table().all_rules)
+
+
+def _sender_caching(settings: Settings, gateway: Gateway) -> list[Finding]:
+    """API Gateway's result cache replays a decision without calling the authorizer, so without the proof.
+
+    A cached DPoP decision would let a stolen token in without its proof (or a replayed proof, when the
+    DPoP header is an identity source), and a cached mTLS decision without the certificate check.
+    """
+    if not gateway.result_ttl or not dpop_configured(settings):
+        return []
+    return [
+        problem(
+            TOPIC,
+            f"result caching ({gateway.result_ttl} s) with sender-constrained tokens: API Gateway replays a "
+            "cached decision without the authorizer, so without the DPoP proof or certificate check",
+            "set the authorizer's result TTL to 0 (AuthorizerResultTtlInSeconds: 0) for the routes that take "
+            "DPoP or certificate-bound tokens",
+        )
+    ]
 
 
 def sends_simple(settings: Settings, payload: Payload | None) -> bool:

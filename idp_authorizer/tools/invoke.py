@@ -15,9 +15,11 @@ import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from idp_authorizer.core.events import DEFAULT_SOURCES, TokenSource
+from idp_authorizer.tools.dpop_client import DpopKey
 
 Shape = Literal["rest-token", "rest-request", "http-v1", "http-v2"]
 SHAPES: tuple[Shape, ...] = ("rest-token", "rest-request", "http-v1", "http-v2")
@@ -68,6 +70,36 @@ def build_event(
         **placed,
     }
     return {**event, "version": "1.0"} if shape == "http-v1" else event
+
+
+def with_dpop(event: dict[str, Any], token: str, key: DpopKey) -> dict[str, Any]:
+    """``event`` (a REQUEST-type one from :func:`build_event`) sent as a DPoP client sends it: the ``DPoP``
+    scheme and a fresh proof for the URL the event shows (the API's ``execute-api`` host)."""
+    arn = str(event.get("routeArn") or event.get("methodArn"))
+    region, api_stage = arn.split(":")[3], arn.split(":")[5]
+    api_id, stage = api_stage.split("/")[:2]
+    host = f"{api_id}.execute-api.{region}.amazonaws.com"
+    v2 = event.get("version") == "2.0"
+    path = event["rawPath"] if v2 else f"/{stage}{event['path']}"
+    method = event["requestContext"]["http"]["method"] if v2 else event["httpMethod"]
+    proof = key.proof(method, f"https://{host}{path}", token)
+    headers = {"authorization" if v2 else "Authorization": f"DPoP {token}", "host": host, "dpop": proof}
+    context = {**event["requestContext"], "domainName": host, **({} if v2 else {"path": path})}
+    return {**event, "headers": headers, "requestContext": context}
+
+
+def load_dpop_key(path: str) -> tuple[DpopKey, bool]:
+    """The DPoP client key in the JWK file ``path`` (private), created (ES256) when missing: ``(key, created)``."""
+    from joserfc.jwk import JWKRegistry
+
+    file = Path(path)
+    if file.exists():
+        jwk = json.loads(file.read_text())
+        return DpopKey(str(jwk.get("alg", "ES256")), JWKRegistry.import_key(jwk)), False
+    key = DpopKey("ES256")
+    file.write_text(json.dumps({**key.key.as_dict(private=True), "alg": key.alg}))
+    file.chmod(0o600)
+    return key, True
 
 
 def _place(token: str | None, source: TokenSource, *, lower: bool) -> dict[str, Any]:

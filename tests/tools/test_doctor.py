@@ -193,3 +193,13 @@ def test_introspection_credentials_probe_and_token(client, monkeypatch, capsys):
         assert code == 1
         assert f"PROBLEM  [introspection] introspection: {srv.url}: http_401 (the IdP answered 401)" in out
         assert "fix: check IDP_CLIENT_ID, IDP_CLIENT_SECRET and IDP_CLIENT_AUTH" in out
+
+
+def test_result_caching_with_sender_constrained_tokens_is_a_problem(dev_idp, monkeypatch, capsys):
+    env = oidc_env(dev_idp, IDP_REQUIRE_SENDER_CONSTRAINED="true")
+    code, out = doctor(monkeypatch, capsys, env, "--payload", "2.0", "--simple-responses", "--result-ttl", "300")
+    assert code == 1
+    assert "PROBLEM  gateway: result caching (300 s) with sender-constrained tokens" in out
+    assert "fix: set the authorizer's result TTL to 0" in out
+    code, out = doctor(monkeypatch, capsys, {}, "--payload", "2.0", "--simple-responses", "--result-ttl", "0")
+    assert "sender-constrained" not in out

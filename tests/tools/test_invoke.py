@@ -118,3 +118,23 @@ def test_token_from_stdin_placed_where_idp_token_sources_says(dev_idp, env):
 def test_usage_errors(env):
     done = run(env, "--route", "pets")
     assert done.returncode == 2 and "--route must look like 'GET /pets'" in done.stderr
+
+
+@pytest.mark.parametrize("shape", ["rest-request", "http-v1", "http-v2"])
+def test_dpop_key_mints_a_proof_for_a_token_the_dev_idp_bound_to_it(dev_idp, env, shape, tmp_path):
+    import urllib.parse
+    import urllib.request
+
+    key_file = str(tmp_path / "client.jwk")
+    created = run(env, "--dpop-key", key_file, "--shape", shape)
+    assert created.returncode == 2 and "jkt " in created.stdout
+    jkt = created.stdout.split("jkt ")[1].split()[0]
+    form = urllib.parse.urlencode({"dpop_jkt": jkt, "scope": "pets:read"}).encode()
+    with urllib.request.urlopen(f"{dev_idp.issuer}/token", form, timeout=10) as reply:
+        minted = json.load(reply)
+    assert minted["token_type"] == "DPoP"
+    done = run(env, "--token", minted["access_token"], "--dpop-key", key_file, "--shape", shape)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sections(done.stdout)[2][-1]["code"] in ("allowed", "verified")
+    bearer = run(env, "--token", minted["access_token"], "--shape", shape)
+    assert bearer.returncode == 1 and sections(bearer.stdout)[2][-1]["code"] == "dpop_scheme_required"

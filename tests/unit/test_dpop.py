@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from idp_authorizer.core.binding import DPOP_ALGORITHMS as DEFAULT_ALGORITHMS
 from idp_authorizer.core.errors import InvalidToken, Reason
 from idp_authorizer.jose.dpop import (
-    DEFAULT_ALGORITHMS,
     Proof,
     check_proof,
     jwk_thumbprint,
