@@ -156,7 +156,7 @@ class DecisionPath:
         if (
             type(known) is CachedPrincipal
             and request is not None
-            and (self._require_bound or request.scheme is not None or "cnf" in known.principal.claims)
+            and (self._require_bound or request.scheme == "dpop" or "cnf" in known.principal.claims)
         ):
             refusal, pending = self._prove(event, request, known)
             if pending is not None:

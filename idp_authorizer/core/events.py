@@ -268,8 +268,8 @@ def sender_evidence(event: Mapping[str, Any], request: Request) -> SenderEvidenc
 
     ``htu`` is ``https://`` + the host the client used + the path as the client sent it:
 
-    - host: the ``Host`` header, else ``requestContext.domainName`` (the custom domain, or
-      ``{api-id}.execute-api.{region}.amazonaws.com``);
+    - host: ``requestContext.domainName`` (the custom domain, or ``{api-id}.execute-api.{region}.amazonaws.com``),
+      else the ``Host`` header;
     - path: REST REQUEST and HTTP API 1.0 ``requestContext.path`` (``$context.path``: with the stage on the
       execute-api host, with the base path on a custom domain), HTTP API 2.0 ``rawPath`` (with the stage
       for a named stage, none for ``$default``).
@@ -280,7 +280,8 @@ def sender_evidence(event: Mapping[str, Any], request: Request) -> SenderEvidenc
     """
     context = event.get("requestContext")
     context = context if isinstance(context, dict) else {}
-    host = next((v for v in _header_values(event, "Host") if isinstance(v, str)), None) or context.get("domainName")
+    # API Gateway's own word on the domain first: the Host header is the client's.
+    host = context.get("domainName") or next((v for v in _header_values(event, "Host") if isinstance(v, str)), None)
     path = event.get("rawPath") if request.shape == "http-v2" else context.get("path")
     htu = None
     if isinstance(host, str) and host and isinstance(path, str) and path.startswith("/"):

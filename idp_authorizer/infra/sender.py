@@ -11,7 +11,6 @@ proof replayed at another instance is refused too. A shared-tier outage leaves t
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import Awaitable, Collection
 from typing import TYPE_CHECKING
@@ -67,7 +66,8 @@ class SenderConstraints:
             thumbprint = cert_thumbprint(pem)
         except ValueError:
             raise InvalidToken(Reason.CNF_MISMATCH, "the client certificate cannot be read") from None
-        if not hmac.compare_digest(thumbprint, x5t_s256):
+        # Thumbprints are public values: == (hmac.compare_digest would raise on a non-ASCII claim).
+        if thumbprint != x5t_s256:
             raise InvalidToken(Reason.CNF_MISMATCH, "the client certificate is not the one the token is bound to")
 
     def _check_dpop(self, evidence: SenderEvidence, token: str, jkt: str) -> Awaitable[Decision] | None:
@@ -90,7 +90,7 @@ class SenderConstraints:
             leeway=self.leeway,
             now=now,
         )
-        if not hmac.compare_digest(proof.jkt, jkt):
+        if proof.jkt != jkt:
             raise InvalidToken(Reason.CNF_MISMATCH, "the DPoP proof key is not the one the token is bound to")
         # Remembered as long as the proof could pass the iat window, plus a second for rounding.
         key = "dpop:" + fingerprint(f"{proof.jkt}\n{proof.jti}")

@@ -58,7 +58,8 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
     """The RFC 7638 SHA-256 thumbprint of a public JWK; raises ``ValueError`` for a key it cannot name."""
     kty = jwk.get("kty")
     members = _THUMBPRINT_MEMBERS.get(kty) if isinstance(kty, str) else None
-    if members is None or not all(isinstance(jwk.get(name), str) for name in members):
+    # ASCII: base64url members always are, and a lone surrogate (from a JSON escape) could not be encoded.
+    if members is None or not all(isinstance(jwk.get(name), str) and jwk[name].isascii() for name in members):
         raise ValueError("not an RSA, EC or OKP public key with its required members")
     canonical = json.dumps({name: jwk[name] for name in members}, separators=(",", ":"), ensure_ascii=False)
     return b64url(hashlib.sha256(canonical.encode("utf-8")).digest())

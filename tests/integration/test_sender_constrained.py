@@ -148,6 +148,11 @@ def test_the_dpop_scheme_with_an_unbound_token_is_refused(shape, dev_idp, dpop_t
     )
 
 
+def test_a_non_ascii_cnf_is_a_mismatch_not_a_crash(dev_idp, dpop_token, capsys):
+    token = dev_idp.mint(cnf={"jkt": "\u00e9" * 43})
+    assert decide(capsys, rest(token, [KEY.proof("GET", URL, token)])) == ("unauthorized", "cnf_mismatch")
+
+
 def test_a_cnf_that_cannot_be_proven_is_refused(dev_idp, dpop_token, capsys):
     token = dev_idp.mint(cnf={"jwk": KEY.public_jwk})
     assert decide(capsys, rest(token, None, scheme="Bearer")) == ("unauthorized", "cnf_unsupported")

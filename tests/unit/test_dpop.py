@@ -192,3 +192,13 @@ def test_a_proof_is_accepted_only_when_every_check_holds(alg: str, faults: set[s
             check(proof)
     else:
         assert check(proof).jkt == key.jkt
+
+
+@pytest.mark.parametrize("x", ["\\ud800", "\\u00e9" * 43, 7])
+def test_a_jwk_member_that_is_no_base64url_string_is_refused_not_raised(x: object):
+    jwk = json.dumps({"kty": "OKP", "crv": "Ed25519", "x": "PLACEHOLDER"}).replace(
+        '"PLACEHOLDER"', json.dumps(x) if not isinstance(x, str) else f'"{x}"'
+    )
+    header = b64(('{"typ":"dpop+jwt","alg":"EdDSA","jwk":' + jwk + "}").encode())
+    body = b64(json.dumps({"htm": "GET", "htu": URL, "iat": NOW, "jti": "j"}).encode())
+    assert refused(f"{header}.{body}.{b64(b'0' * 64)}") == Reason.DPOP_JWK_INVALID

@@ -158,7 +158,7 @@ def test_rest_request_htu_is_host_and_context_path():
         "t",
         headers={"Authorization": "DPoP t", "Host": "api.example.com", "DPoP": "p1"},
         multiValueHeaders={"DPoP": ["p1"]},
-        requestContext={"path": "/prod/pets", "domainName": "ignored.example.com"},
+        requestContext={"path": "/prod/pets"},
     )
     assert sender_evidence(event, parse_event(event)) == SenderEvidence(
         ("p1",), "GET", "https://api.example.com/prod/pets", None
@@ -174,6 +174,13 @@ def test_http_v2_htu_is_host_and_raw_path_and_commas_split_proofs():
     )
     evidence = sender_evidence(event, parse_event(event))
     assert evidence == SenderEvidence(("p1", "p2"), "GET", "https://api.example.com/pets", "PEM")
+
+
+def test_the_domain_api_gateway_names_wins_over_the_host_header():
+    event = _http_v2(
+        "t", headers={"host": "evil.example.com"}, rawPath="/pets", requestContext={"domainName": "api.example.com"}
+    )
+    assert sender_evidence(event, parse_event(event)).htu == "https://api.example.com/pets"
 
 
 def test_no_host_means_no_htu():
