@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from idp_authorizer.aws.registry import build_provider
 from idp_authorizer.aws.router import ProviderRouter
@@ -20,7 +20,7 @@ from idp_authorizer.aws.settings import Settings
 from idp_authorizer.core.clock import Clock
 from idp_authorizer.core.outcome import Responder
 from idp_authorizer.infra.cache import BoundedMemoryCache
-from idp_authorizer.infra.http import HttpClient
+from idp_authorizer.infra.http import HttpClient, tls_context
 from idp_authorizer.infra.log import DecisionLog
 from idp_authorizer.infra.sender import SenderConstraints
 
@@ -78,11 +78,7 @@ def build_authorizer(settings: Settings, *, clock: Clock = time.time, http: Http
     metrics: Metrics | None = None
     if settings.metrics:
         metrics, http = _instrument(settings, http, clock)
-    http = http or HttpClient(
-        timeout=settings.http_timeout_seconds,
-        connect_timeout=settings.http_connect_timeout_seconds,
-        max_bytes=settings.http_max_response_bytes,
-    )
+    http = http or HttpClient(**http_options(settings))
     cache = BoundedMemoryCache(max_entries=settings.cache_max_entries, clock=clock)
     parts = Collaborators(settings, http, clock, cache, _shared_tier(settings.cache_url, clock))
     providers = [build_provider(config, parts) for config in settings.provider_configs()]
@@ -122,9 +118,14 @@ def _instrument(settings: Settings, http: HttpClient | None, clock: Clock) -> tu
     introspection = {c.label for c in settings.provider_configs() if c.provider == "introspection"}
     service = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "idp-authorizer")
     metrics = Metrics(settings.metrics_namespace, service, introspection_providers=introspection, clock=clock)
-    return metrics, http or TimedHttpClient(
-        metrics,
-        timeout=settings.http_timeout_seconds,
-        connect_timeout=settings.http_connect_timeout_seconds,
-        max_bytes=settings.http_max_response_bytes,
-    )
+    return metrics, http or TimedHttpClient(metrics, **http_options(settings))
+
+
+def http_options(settings: Settings) -> dict[str, Any]:
+    """The HTTP client's limits and trust store (``IDP_CA_BUNDLE``, read now), for the runtime and the doctor."""
+    return {
+        "timeout": settings.http_timeout_seconds,
+        "connect_timeout": settings.http_connect_timeout_seconds,
+        "max_bytes": settings.http_max_response_bytes,
+        "tls": tls_context(settings.ca_bundle),
+    }

@@ -199,6 +199,8 @@ class Settings(BaseSettings, ProviderFields):
     http_timeout_seconds: float = Field(3.0, gt=0, le=30)
     http_connect_timeout_seconds: float = Field(1.0, gt=0, le=30)
     http_max_response_bytes: int = Field(512 * 1024, ge=1024)
+    ca_bundle: str | None = None
+    """PEM file of the certificate authorities trusted for TLS to the IdP, instead of the system store."""
     jwks_max_age_seconds: float = Field(3600.0, gt=0)
     jwks_cooldown_seconds: float = Field(30.0, ge=0)
     jwks_stale_seconds: float = Field(6 * 3600.0, ge=0)

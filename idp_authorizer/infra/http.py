@@ -5,6 +5,10 @@ invocations. URLs must be ``https://``; plain ``http://`` only to loopback hosts
 Every failure becomes :class:`UpstreamUnavailable` (fail closed, never cached as a verdict); a status
 other than 200 is its subclass :class:`HttpStatusError`, which carries the OAuth ``error`` code of a
 4xx body so that a driver can tell "this token" from "this client" (RFC 6749 section 5.2).
+
+TLS is always verified: against the system store, or against the PEM bundle ``IDP_CA_BUNDLE`` names
+(:func:`tls_context`) for an IdP behind a private certificate authority. A certificate that does not
+verify is an outage (``idp_tls_error``), never retried and never a verdict.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncio
 import ipaddress
 import json
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +57,33 @@ def check_url(url: str, what: str, *, allow_loopback_http: bool = True) -> str:
     raise ConfigurationError(Reason.INSECURE_URL, f"{what} must be an https:// URL (http:// only to loopback hosts)")
 
 
+def tls_context(ca_bundle: str | None) -> ssl.SSLContext | None:
+    """A context that trusts only the certificates of the PEM file ``ca_bundle``; ``None`` for the system store.
+
+    Read once, at cold start. A file that cannot be read, or holds no certificate, is a
+    :class:`ConfigurationError` naming ``IDP_CA_BUNDLE`` (the message never shows the file's content).
+    """
+    if ca_bundle is None:
+        return None
+    try:
+        with open(ca_bundle, encoding="ascii") as pem:
+            text = pem.read(4 * 1024 * 1024)
+    except (OSError, ValueError) as exc:
+        raise _bundle_error(f"cannot be read ({type(exc).__name__})") from None
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise _bundle_error("holds no PEM certificate")
+    try:
+        # With ``cadata`` the default context loads these certificates and not the system store.
+        context = ssl.create_default_context(cadata=text)
+    except ssl.SSLError as exc:
+        raise _bundle_error(f"is not a valid PEM bundle ({exc.reason or 'unreadable certificate'})") from None
+    return context
+
+
+def _bundle_error(problem: str) -> ConfigurationError:
+    return ConfigurationError(Reason.CONFIGURATION_ERROR, f"IDP_CA_BUNDLE: the file {problem}")
+
+
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
     """A decoded JSON object and the response headers that matter (``Date``, ``Cache-Control``)."""
@@ -76,9 +108,17 @@ class HttpStatusError(UpstreamUnavailable):
 class HttpClient:
     """Fetches JSON from IdPs with bounded time and size; safe to share across providers."""
 
-    def __init__(self, *, timeout: float = 3.0, connect_timeout: float = 1.0, max_bytes: int = 512 * 1024) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float = 3.0,
+        connect_timeout: float = 1.0,
+        max_bytes: int = 512 * 1024,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
         self._max_bytes = max_bytes
+        self._tls: ssl.SSLContext | bool = True if tls is None else tls
         self._session: aiohttp.ClientSession | None = None
         self.requests = 0
         """Requests sent, for tests and metrics."""
@@ -142,11 +182,16 @@ class HttpClient:
                 data=dict(form) if form is not None else None,
                 headers=headers,
                 allow_redirects=False,
+                ssl=self._tls,
             ) as response:
                 if response.status != 200:
                     raise HttpStatusError(response.status, await self._oauth_error(response))
                 raw = await self._read_bounded(response)
                 return HttpResponse(_json_object(raw), dict(response.headers))
+        except aiohttp.ClientSSLError as exc:
+            # Checked before the connection errors it inherits from: a certificate that does not verify
+            # will not verify on a retry either.
+            raise UpstreamUnavailable(Reason.IDP_TLS_ERROR, "TLS to the IdP failed (certificate not trusted?)") from exc
         except aiohttp.ClientConnectorError as exc:
             raise _NotSentError from exc
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:

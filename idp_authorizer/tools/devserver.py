@@ -7,6 +7,7 @@ on another one. Never used by the Lambda handler.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from typing import Any
 
@@ -24,15 +25,15 @@ class BackgroundServer:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
 
-    def start(self, app: web.Application) -> int:
-        """Serve ``app``; returns the port once the socket listens."""
+    def start(self, app: web.Application, tls: ssl.SSLContext | None = None) -> int:
+        """Serve ``app`` (over TLS with ``tls``); returns the port once the socket listens."""
         ready = threading.Event()
         loop = self._loop = asyncio.new_event_loop()
 
         async def serve() -> None:
             self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
             await self._runner.setup()
-            site = web.TCPSite(self._runner, self.host, self.port)
+            site = web.TCPSite(self._runner, self.host, self.port, ssl_context=tls)
             await site.start()
             # The only way to learn the port the OS chose for port 0.
             server: Any = site._server

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from idp_authorizer.aws.compose import build_authorizer
+from idp_authorizer.aws.compose import build_authorizer, http_options
 from idp_authorizer.aws.runtime import Authorizer
 from idp_authorizer.aws.settings import ProviderConfig, Settings, load_settings
 from idp_authorizer.core.clock import Clock
@@ -59,11 +59,7 @@ async def diagnose(gateway: Gateway, token: str | None = None, *, clock: Clock =
         authorizer = build_authorizer(settings, clock=clock)
     except ConfigurationError as exc:
         return [*findings, *(problem("settings", part.message, _settings_fix(exc, part)) for part in exc.problems)]
-    http = HttpClient(
-        timeout=settings.http_timeout_seconds,
-        connect_timeout=settings.http_connect_timeout_seconds,
-        max_bytes=settings.http_max_response_bytes,
-    )
+    http = HttpClient(**http_options(settings))
     try:
         findings += await _providers(settings, http, clock)
         if token is not None:
