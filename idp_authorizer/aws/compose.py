@@ -85,7 +85,13 @@ def build_authorizer(settings: Settings, *, clock: Clock = time.time, http: Http
     if metrics is not None:
         metrics.watch_providers(providers)
     context_claims, usage_claim = settings.claim_paths()
-    responder = Responder(settings.route_table(), settings.response, context_claims, usage_claim)
+    responder = Responder(
+        settings.route_table(),
+        settings.response,
+        context_claims,
+        usage_claim,
+        inject_context=settings.inject_context,
+    )
     return Authorizer(
         ProviderRouter(providers),
         responder,

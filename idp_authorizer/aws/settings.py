@@ -189,6 +189,8 @@ class Settings(BaseSettings, ProviderFields):
     routes_default: Literal["deny", "allow"] = "deny"
     context_claims: CommaList = ()
     usage_identifier_claim: str | None = None
+    inject_context: bool = False
+    """``authnCtx`` in the authorizer context: base64 of the verified claims (or introspection answer)."""
 
     cache_url: str = "memory://"
     cache_max_entries: int = Field(10_000, ge=1, le=10_000_000)

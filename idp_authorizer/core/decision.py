@@ -73,6 +73,7 @@ class DecisionSink(Protocol):
         cold_start: bool,
         request: Request | None,
         fingerprint: str | None,
+        authn_ctx: str | None = None,
     ) -> None: ...
 
 
@@ -268,15 +269,19 @@ class DecisionPath:
             seconds = self._cache_seconds.get(principal.provider, 0.0)
             if seconds <= 0:
                 return CachedPrincipal(principal)
-            # A cached verdict keeps only the claims a response can read: a tenth of the memory per entry.
-            claims = principal.claims
-            kept = {name: claims[name] for name in self._claims_used if name in claims}
-            verdict = CachedPrincipal(principal._replace(claims=MappingProxyType(kept) if kept else NO_CLAIMS))
+            # A cached verdict keeps only the claims a response can read: a tenth of the memory per entry
+            # (every claim with IDP_INJECT_CONTEXT: authnCtx carries them all).
+            verdict = CachedPrincipal(principal if self._claims_used is None else self._trimmed(principal))
             self.cache.put(fingerprint, verdict, min(principal.expires_at, now + seconds))
             return verdict
         if decision.outcome == "invalid" and self._negative_seconds > 0:
             self.cache.put(fingerprint, decision.code, now + self._negative_seconds)
         return decision
+
+    def _trimmed(self, principal: Principal) -> Principal:
+        claims, used = principal.claims, self._claims_used or ()
+        kept = {name: claims[name] for name in used if name in claims}
+        return principal._replace(claims=MappingProxyType(kept) if kept else NO_CLAIMS)
 
     def _respond(
         self,
@@ -314,6 +319,7 @@ class DecisionPath:
             cold_start=self._cold,
             request=request,
             fingerprint=fingerprint,
+            authn_ctx=decision.authn_ctx,
         )
         self._cold = False
         if self.metrics is not None:  # IDP_METRICS; when off, this check is all the hot path pays

@@ -14,7 +14,7 @@ upstream unavailable   :class:`AuthorizerUnavailable` → 500, which API Gateway
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -23,13 +23,21 @@ from idp_authorizer.core.claims import ClaimPath
 from idp_authorizer.core.errors import OUTCOMES, AuthorizerError, AuthorizerUnavailable, Outcome, Reason
 from idp_authorizer.core.events import Request
 from idp_authorizer.core.principal import Principal
-from idp_authorizer.core.responses import iam_policy, principal_context, simple_response, within_budget
+from idp_authorizer.core.responses import (
+    authn_context,
+    iam_policy,
+    principal_context,
+    simple_response,
+    within_budget,
+)
 from idp_authorizer.core.route_policy import PolicyBuilder, RouteResources, incoming_only
 from idp_authorizer.core.rules import RouteTable, Rule
 
 logger = logging.getLogger("idp_authorizer.runtime")
 
 ResponseMode = Literal["auto", "iam", "simple"]
+AuthnCtx = Literal["reduced", "omitted"]
+"""How ``authnCtx`` was cut to fit API Gateway's limit: claims reduced, or left out (``None``: whole or off)."""
 
 
 class Decision(NamedTuple):
@@ -38,6 +46,8 @@ class Decision(NamedTuple):
     outcome: Outcome
     code: Reason
     principal: Principal | None = None
+    authn_ctx: AuthnCtx | None = None
+    """Set when ``IDP_INJECT_CONTEXT`` is on and the whole ``authnCtx`` did not fit (said in the decision log)."""
 
 
 def decision_for(error: AuthorizerError) -> Decision:
@@ -65,15 +75,22 @@ class Responder:
     mode: ResponseMode = "auto"
     context_claims: Sequence[ClaimPath] = ()
     usage_claim: ClaimPath | None = None
+    inject_context: bool = False
+    """``IDP_INJECT_CONTEXT``: every response to a verified principal carries ``authnCtx``."""
 
     builder: PolicyBuilder = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "builder", PolicyBuilder(self.table))
 
-    def claims_used(self) -> frozenset[str]:
+    def claims_used(self) -> frozenset[str] | None:
         """Every claim a response can read: route rules, context claims, the usage identifier claim, and ``cnf``
-        (a bound token's binding is proven on every request, and its policy speaks for one ARN)."""
+        (a bound token's binding is proven on every request, and its policy speaks for one ARN).
+
+        ``None`` for all of them: ``authnCtx`` carries every verified claim (IDP_INJECT_CONTEXT).
+        """
+        if self.inject_context:
+            return None
         paths = [path for rule in self.table.all_rules for path, _ in rule.claims] + list(self.context_claims)
         return frozenset(path.top for path in [*paths, *([self.usage_claim] if self.usage_claim else [])]) | {"cnf"}
 
@@ -109,23 +126,28 @@ class Responder:
         route policy does not cover cannot be allowed exactly (IAM has no escape), so it is denied.
         """
         decision = self.decide(request, principal)
-        response = self.render(request, decision)
+        response, cut = self._render(request, decision)
+        if cut is not None:
+            decision = decision._replace(authn_ctx=cut)
         # An allowed request's policy always allows its ARN, unless that ARN (or the 8 KB fallback for it)
         # could only be written with a wildcard character: then the policy denies, and so does the log.
         policy = response.get("policyDocument")
         if decision.outcome == "allow" and policy is not None and policy["Statement"][0]["Effect"] != "Allow":
-            decision = Decision("deny", Reason.WILDCARD_IN_PATH, principal)
+            decision = Decision("deny", Reason.WILDCARD_IN_PATH, principal, cut)
         return decision, response
 
     def render(self, request: Request | None, decision: Decision) -> dict[str, Any]:
         """The response for API Gateway; raises for the 401 and the fail-closed 500."""
+        return self._render(request, decision)[0]
+
+    def _render(self, request: Request | None, decision: Decision) -> tuple[dict[str, Any], AuthnCtx | None]:
         if decision.outcome == "unavailable":
             raise AuthorizerUnavailable(decision.code)
         principal = decision.principal
         if self.simple(request):
             if decision.outcome == "allow" and principal is not None:
-                return simple_response(True, principal_context(principal, self.context_claims, nested=True))
-            return simple_response(False)
+                return self._fitting(principal, self.context_claims, True, lambda c: simple_response(True, c))
+            return simple_response(False), None
         if principal is None or request is None or request.arn is None:
             raise unauthorized()
         permitted = decision.outcome == "allow"
@@ -141,16 +163,48 @@ class Responder:
 
     def _iam(
         self, request: Request, principal: Principal, resources: RouteResources, permitted: bool
-    ) -> dict[str, Any]:
-        nested = request.payload_v2
-        context = principal_context(principal, self.context_claims, nested=nested)
-        response = iam_policy(principal.subject, resources, context, self._usage_key(principal))
+    ) -> tuple[dict[str, Any], AuthnCtx | None]:
+        nested, usage = request.payload_v2, self._usage_key(principal)
+        response, cut = self._fitting(
+            principal, self.context_claims, nested, lambda c: iam_policy(principal.subject, resources, c, usage)
+        )
         if within_budget(response):
-            return response
+            return response, cut
         # Too many routes or claims for API Gateway's 8 KB: decide the incoming ARN alone, minimal context.
         assert request.arn is not None
         fallback = incoming_only(request.arn, permitted)
-        return iam_policy(principal.subject, fallback, principal_context(principal, (), nested=nested))
+        return self._fitting(principal, (), nested, lambda c: iam_policy(principal.subject, fallback, c))
+
+    def _fitting(
+        self,
+        principal: Principal,
+        claim_names: Sequence[ClaimPath],
+        nested: bool,
+        build: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> tuple[dict[str, Any], AuthnCtx | None]:
+        """The first response built by ``build`` from :meth:`_contexts` that fits; else the last one built."""
+        response: dict[str, Any] = {}
+        for context, cut in self._contexts(principal, claim_names, nested):
+            response = build(context)
+            if within_budget(response) or cut == "omitted":
+                return response, cut
+        return response, None
+
+    def _contexts(
+        self, principal: Principal, claim_names: Sequence[ClaimPath], nested: bool
+    ) -> Iterator[tuple[dict[str, Any], AuthnCtx | None]]:
+        """The contexts to try, largest first: with the whole ``authnCtx``, with the reduced one, without."""
+        context = principal_context(principal, claim_names, nested=nested)
+        if not self.inject_context:
+            yield context, None
+            return
+        whole = authn_context(principal.claims)
+        if whole is not None:
+            yield {**context, "authnCtx": whole}, None
+        reduced = authn_context(principal.claims, [path.top for path in self.context_claims])
+        if reduced is not None:
+            yield {**context, "authnCtx": reduced}, "reduced"
+        yield context, "omitted"
 
     def _usage_key(self, principal: Principal) -> str | None:
         if self.usage_claim is None:

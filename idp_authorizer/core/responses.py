@@ -9,9 +9,10 @@ policy come from :mod:`idp_authorizer.core.route_policy`, which keeps them right
 
 from __future__ import annotations
 
+import base64
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -85,6 +86,25 @@ def principal_context(principal: Principal, claims: Sequence[ClaimPath], *, nest
         if value is not None:
             context[path.name] = value
     return context
+
+
+AUTHN_CTX_CLAIMS = ("sub", "iss", "exp")
+"""What the reduced ``authnCtx`` always keeps, next to ``IDP_CONTEXT_CLAIMS``."""
+
+
+def authn_context(claims: Mapping[str, Any], keep: Collection[str] | None = None) -> str | None:
+    """``authnCtx``: the standard base64 (RFC 4648 section 4, padded) of the compact JSON of what was verified.
+
+    ``claims`` are a JWT's verified claims or an introspection answer, never the token. With ``keep``, only
+    those claims and ``sub``/``iss``/``exp`` (the reduced form used when the whole does not fit in the
+    response). ``None`` when the claims are not JSON (they always are when they come from a JSON body).
+    """
+    chosen = claims if keep is None else {name: claims[name] for name in (*AUTHN_CTX_CLAIMS, *keep) if name in claims}
+    try:
+        text = json.dumps(dict(chosen), separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    return base64.b64encode(text.encode("ascii")).decode("ascii")
 
 
 def _context_value(value: object, nested: bool) -> Any:

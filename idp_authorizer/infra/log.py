@@ -85,8 +85,12 @@ class DecisionLog:
         cold_start: bool,
         request: Request | None,
         fingerprint: str | None,
+        authn_ctx: str | None = None,
     ) -> None:
-        """One line: outcome, reason code, who (provider, issuer, kid), cache hit, latency, request id."""
+        """One line: outcome, reason code, who (provider, issuer, kid), cache hit, latency, request id.
+
+        ``authn_ctx`` (only when set): how ``authnCtx`` was cut to fit the response, ``reduced`` or ``omitted``.
+        """
         if not self.enabled or (outcome == "allow" and not self.allows):
             return
         if principal is None:
@@ -94,6 +98,7 @@ class DecisionLog:
         else:
             provider, issuer = _quote(principal.provider), _quote(principal.issuer)
             who = f'"provider":{provider},"issuer":{issuer},"kid":{_str(principal.kid)}'
+        cut = "" if authn_ctx is None else f',"authn_ctx":{_quote(authn_ctx)}'
         line = (
             f'{{"time":{time.time():.3f},"level":"INFO","logger":"idp_authorizer.decision",'
             f'"outcome":"{outcome}","code":{_quote(code)},{who},'
@@ -101,6 +106,6 @@ class DecisionLog:
             f'"cold_start":{"true" if cold_start else "false"},'
             f'"request_id":{_str(request.request_id if request else None)},'
             f'"token_fp":{_str(fingerprint[:12] if fingerprint else None)},'
-            f'"shape":{_str(request.shape if request else None)}}}\n'
+            f'"shape":{_str(request.shape if request else None)}{cut}}}\n'
         )
         (self.stream or sys.stdout).write(line)

@@ -74,6 +74,18 @@ class IntrospectionServer:
 
     # -- tokens -------------------------------------------------------------------------------
 
+    def env(self, client: Client = BASIC, **extra: str) -> dict[str, str]:
+        """The ``IDP_*`` variables of an introspection provider for this server, plus ``extra``."""
+        return {
+            "IDP_PROVIDER": "introspection",
+            "IDP_INTROSPECTION_URL": self.url,
+            "IDP_CLIENT_ID": client.client_id,
+            "IDP_CLIENT_SECRET": client.client_secret,
+            "IDP_CLIENT_AUTH": client.method,
+            "IDP_ALLOW_LOOPBACK_HTTP": "true",
+            **extra,
+        }
+
     def issue(self, *, scope: str | None = "read", ttl: float | None = 300, **fields: Any) -> str:
         """A new opaque token; its introspection answer is the panva oidc-provider shape plus ``fields``.
 

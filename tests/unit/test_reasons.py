@@ -9,7 +9,7 @@ import pytest
 
 from idp_authorizer.aws.settings import load_settings
 from idp_authorizer.core.errors import OUTCOMES, ConfigurationError, InvalidToken, Reason, UpstreamUnavailable
-from idp_authorizer.core.outcome import decision_for
+from idp_authorizer.core.outcome import Decision, decision_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FAMILIES = {"InvalidToken": "invalid", "UpstreamUnavailable": "unavailable", "ConfigurationError": "unavailable"}
@@ -65,7 +65,7 @@ def test_every_raise_names_a_reason_of_its_family():
     ],
 )
 def test_an_error_becomes_the_decision_its_reason_says(error, outcome):
-    assert decision_for(error) == (outcome, error.code, None)
+    assert decision_for(error) == Decision(outcome, error.code)
 
 
 def test_reasons_read_back_from_a_cache_fall_back_to_a_refusal():
