@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,14 +19,17 @@ from idp_authorizer.aws.router import ProviderRouter
 from idp_authorizer.aws.runtime import Authorizer
 from idp_authorizer.aws.settings import Settings
 from idp_authorizer.core.clock import Clock
+from idp_authorizer.core.errors import ConfigurationError, Reason, UpstreamUnavailable
 from idp_authorizer.core.outcome import Responder
+from idp_authorizer.core.rules import RouteTable
 from idp_authorizer.infra.cache import BoundedMemoryCache
-from idp_authorizer.infra.http import HttpClient, tls_context
+from idp_authorizer.infra.http import HttpClient, check_url, tls_context
 from idp_authorizer.infra.log import DecisionLog
 from idp_authorizer.infra.sender import SenderConstraints
 
 if TYPE_CHECKING:
     from idp_authorizer.infra.metrics import Metrics
+    from idp_authorizer.infra.route_source import RouteSource
     from idp_authorizer.infra.shared_cache import SharedDocuments, SharedTier
     from providers.discovery import Discovery
 
@@ -84,17 +88,10 @@ def build_authorizer(settings: Settings, *, clock: Clock = time.time, http: Http
     providers = [build_provider(config, parts) for config in settings.provider_configs()]
     if metrics is not None:
         metrics.watch_providers(providers)
-    context_claims, usage_claim = settings.claim_paths()
-    responder = Responder(
-        settings.route_table(),
-        settings.response,
-        context_claims,
-        usage_claim,
-        inject_context=settings.inject_context,
-    )
-    return Authorizer(
-        ProviderRouter(providers),
-        responder,
+    router = ProviderRouter(providers)
+    authorizer = Authorizer(
+        router,
+        responder(settings, settings.route_table()),
         sources=settings.token_sources,
         cache=cache,
         negative_seconds=settings.negative_cache_seconds,
@@ -112,6 +109,49 @@ def build_authorizer(settings: Settings, *, clock: Clock = time.time, http: Http
         require_sender_constrained=settings.require_sender_constrained,
         clock=clock,
     )
+    if settings.routes_url is not None:
+        authorizer.routes = route_source(settings, http, clock, router.introspector is not None, authorizer.path.adopt)
+        authorizer.path.ready = False
+    return authorizer
+
+
+def responder(settings: Settings, table: RouteTable) -> Responder:
+    """How decisions are rendered: ``table``'s rules with the response and context settings."""
+    context_claims, usage_claim = settings.claim_paths()
+    return Responder(table, settings.response, context_claims, usage_claim, inject_context=settings.inject_context)
+
+
+def route_source(
+    settings: Settings,
+    http: HttpClient,
+    clock: Clock,
+    introspection: bool,
+    on_change: Callable[[Responder], None] = lambda _: None,
+) -> RouteSource[Responder]:
+    """The rules of ``IDP_ROUTES_URL`` (the runtime and the doctor load them alike); no I/O here."""
+    from idp_authorizer.infra.route_source import APPCONFIG_EXTENSION, RouteSource
+
+    url = settings.routes_url
+    assert url is not None
+    if settings.routes:
+        raise ConfigurationError(
+            Reason.CONFIGURATION_ERROR, "IDP_ROUTES_URL: set IDP_ROUTES or IDP_ROUTES_URL, not both"
+        )
+    if not url.startswith(APPCONFIG_EXTENSION):
+        check_url(url, "IDP_ROUTES_URL", allow_loopback_http=settings.allow_loopback_http)
+
+    def parse(body: dict[str, Any]) -> Responder:
+        try:
+            table = RouteTable.build(body, settings.required_scopes, allow_unlisted=settings.routes_default == "allow")
+        except ValueError as exc:
+            raise UpstreamUnavailable(Reason.INVALID_ROUTES, str(exc)) from None
+        if table.introspects and not introspection:
+            raise UpstreamUnavailable(
+                Reason.INVALID_ROUTES, "a route sets introspect, no introspection provider is set"
+            )
+        return responder(settings, table)
+
+    return RouteSource(http, url, parse, on_change, reload_seconds=settings.routes_reload_seconds, clock=clock)
 
 
 def _instrument(settings: Settings, http: HttpClient | None, clock: Clock) -> tuple[Metrics, HttpClient]:

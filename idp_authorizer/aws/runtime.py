@@ -10,19 +10,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from idp_authorizer.aws.router import ProviderRouter
 from idp_authorizer.core.binding import SenderCheck
 from idp_authorizer.core.clock import Clock
 from idp_authorizer.core.decision import DecisionPath
 from idp_authorizer.core.events import TokenSource
-from idp_authorizer.core.outcome import Decision, Responder
+from idp_authorizer.core.outcome import Responder
 from idp_authorizer.infra.cache import BoundedMemoryCache
 from idp_authorizer.infra.log import DecisionLog
 
 if TYPE_CHECKING:
     from idp_authorizer.infra.metrics import Metrics
+    from idp_authorizer.infra.route_source import RouteSource
+
+T = TypeVar("T")
 
 
 class Authorizer:
@@ -62,9 +65,13 @@ class Authorizer:
             clock=clock,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.routes: RouteSource[Responder] | None = None
+        """``IDP_ROUTES_URL``: where the rules are reloaded from (the first request after the interval does it)."""
 
     def handle(self, event: object) -> dict[str, Any]:
         """Synchronous entry (Lambda). Enters the event loop only when the IdP must be asked."""
+        if self.routes is not None and self.routes.due():
+            self._run(self.routes.reload())
         flow = self.path.flow(event)
         try:
             pending = next(flow)
@@ -76,6 +83,8 @@ class Authorizer:
 
     async def authorize(self, event: object) -> dict[str, Any]:
         """Asynchronous entry for async callers; the same decisions as :meth:`handle`."""
+        if self.routes is not None and self.routes.due():
+            await self.routes.reload()
         flow = self.path.flow(event)
         try:
             pending = next(flow)
@@ -91,7 +100,7 @@ class Authorizer:
             if self._loop is not None and not self._loop.is_closed():
                 self._loop.run_until_complete(provider.close())
 
-    def _run(self, pending: Awaitable[Decision]) -> Decision:
+    def _run(self, pending: Awaitable[T]) -> T:
         """Run on the container's one event loop (created once, never closed while warm)."""
         if self._loop is None or self._loop.is_closed():
             self._loop = asyncio.new_event_loop()

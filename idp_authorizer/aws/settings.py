@@ -187,6 +187,9 @@ class Settings(BaseSettings, ProviderFields):
     required_scopes: CommaList = ()
     routes: Annotated[dict[str, Any], NoDecode] = Field(default_factory=dict)
     routes_default: Literal["deny", "allow"] = "deny"
+    routes_url: str | None = None
+    """Where the route rules are read (the same JSON as ``IDP_ROUTES``): https, or the AppConfig extension."""
+    routes_reload_seconds: float = Field(60.0, ge=1, le=86400)
     context_claims: CommaList = ()
     usage_identifier_claim: str | None = None
     inject_context: bool = False

@@ -86,10 +86,12 @@ class Meter(Protocol):
 class CachedPrincipal:
     """A verified principal as cached, with the responses already rendered for it, per request shape and ARN."""
 
-    __slots__ = ("principal", "responses")
+    __slots__ = ("generation", "principal", "responses")
 
-    def __init__(self, principal: Principal) -> None:
+    def __init__(self, principal: Principal, generation: int = 0) -> None:
         self.principal = principal
+        self.generation = generation
+        """The rules generation its responses were rendered under (:meth:`DecisionPath.adopt`)."""
         self.responses: dict[ResponseKey, tuple[Decision, dict[str, Any]]] = {}
 
     def response_key(self, request: Request) -> ResponseKey:
@@ -127,19 +129,38 @@ class DecisionPath:
         self._max_token_bytes = max_token_bytes
         self._clock = clock
         self._cache_seconds = {p.name: p.cache_seconds for p in router.providers}
-        self._claims_used = responder.claims_used()
         self._cold = True
-        self._introspected_routes = responder.table.introspects
-        if self._introspected_routes and router.introspector is None:
+        self.generation = 0
+        self.ready = True
+        """``False`` while the route rules are still to be loaded (``IDP_ROUTES_URL``): every request is a 500."""
+        self._use(responder)
+
+    def adopt(self, responder: Responder) -> None:
+        """Decide with new route rules from now on (a reload of ``IDP_ROUTES_URL`` that changed them).
+
+        Every cached verdict of an older generation counts as a miss, so no response or policy rendered
+        from the old rules, nor a verdict trimmed to the claims they read, is served again.
+        """
+        self._use(responder)
+        self.generation += 1
+        self.ready = True
+
+    def _use(self, responder: Responder) -> None:
+        if responder.table.introspects and self.router.introspector is None:
             # Fail closed at build time: a route that demands introspection must never get less.
             raise ConfigurationError(
                 Reason.CONFIGURATION_ERROR,
                 "IDP_ROUTES: a route sets introspect but no introspection provider is configured",
             )
+        self.responder = responder
+        self._claims_used = responder.claims_used()
+        self._introspected_routes = responder.table.introspects
 
     def flow(self, event: object) -> Flow:
         """Decide ``event``: yields what must be awaited (IdP calls), returns the response."""
         started = time.perf_counter()
+        if not self.ready:
+            return self._respond(None, Decision("unavailable", Reason.ROUTES_UNAVAILABLE), None, False, started)
         request, fingerprint, known = self._lookup(event)
         cache_hit = known is not None
         if known is None:
@@ -204,7 +225,7 @@ class DecisionPath:
         if cached is None:
             return request, fingerprint, None
         if type(cached) is CachedPrincipal:
-            return request, fingerprint, cached
+            return request, fingerprint, cached if cached.generation == self.generation else None
         # A refusal remembered by its code (the verdict cache holds only codes it was given).
         return request, fingerprint, decision_for(InvalidToken(Reason.refusal(str(cached))))
 
@@ -268,10 +289,12 @@ class DecisionPath:
         if principal is not None:
             seconds = self._cache_seconds.get(principal.provider, 0.0)
             if seconds <= 0:
-                return CachedPrincipal(principal)
+                return CachedPrincipal(principal, self.generation)
             # A cached verdict keeps only the claims a response can read: a tenth of the memory per entry
             # (every claim with IDP_INJECT_CONTEXT: authnCtx carries them all).
-            verdict = CachedPrincipal(principal if self._claims_used is None else self._trimmed(principal))
+            verdict = CachedPrincipal(
+                principal if self._claims_used is None else self._trimmed(principal), self.generation
+            )
             self.cache.put(fingerprint, verdict, min(principal.expires_at, now + seconds))
             return verdict
         if decision.outcome == "invalid" and self._negative_seconds > 0:

@@ -93,7 +93,7 @@ class RemoteDocument(Generic[T]):
             value = self._parse(body)
         except UpstreamUnavailable as exc:
             self._failed_at = self._clock()
-            logger.warning("%s fetch failed: %s", self._what, exc.code)
+            logger.warning("%s fetch failed: %s (%s)", self._what, exc.code, exc.description)
             raise
         self._adopt(value, self._clock())
         if self._shared is not None:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from idp_authorizer.aws.compose import build_authorizer, http_options
+from idp_authorizer.aws.compose import build_authorizer, http_options, route_source
 from idp_authorizer.aws.runtime import Authorizer
 from idp_authorizer.aws.settings import ProviderConfig, Settings, load_settings
 from idp_authorizer.core.clock import Clock
@@ -62,12 +62,26 @@ async def diagnose(gateway: Gateway, token: str | None = None, *, clock: Clock =
     http = HttpClient(**http_options(settings))
     try:
         findings += await _providers(settings, http, clock)
+        if settings.routes_url is not None:
+            findings.append(await check_routes(settings, http, clock, authorizer.router.introspector is not None))
         if token is not None:
             findings.append(await check_token(authorizer, token, clock, settings.provider_configs()))
     finally:
         await http.close()
         await _close(authorizer)
     return findings + check_gateway(settings, gateway)
+
+
+async def check_routes(settings: Settings, http: HttpClient, clock: Clock, introspection: bool) -> Finding:
+    """Fetch and validate the ``IDP_ROUTES_URL`` rules exactly as the authorizer's first request would."""
+    source = route_source(settings, http, clock, introspection)
+    rules = await source.reload()
+    topic = f"route rules {shown_url(source.url)}"
+    if rules is None:
+        assert source.problem is not None
+        fix = "serve the same JSON as IDP_ROUTES at IDP_ROUTES_URL (see the README's AppConfig section)"
+        return problem(topic, f"not loaded: {source.problem.code} ({source.problem.description})", fix)
+    return ok(topic, f"{len(rules.table.all_rules)} rule(s), valid")
 
 
 def summary(settings: Settings) -> str:
