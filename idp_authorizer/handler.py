@@ -18,6 +18,7 @@ from typing import Any
 
 from idp_authorizer.aws.compose import build_authorizer
 from idp_authorizer.aws.runtime import Authorizer
+from idp_authorizer.aws.scheduled import is_scheduled, scheduled_refresh
 from idp_authorizer.aws.settings import load_settings
 from idp_authorizer.core.errors import AuthorizerUnavailable, ConfigurationError
 from idp_authorizer.infra.log import configure_logging
@@ -49,6 +50,8 @@ def init() -> Authorizer | None:
 
 def handler(event: Any, context: Any = None) -> dict[str, Any] | str:
     """Lambda entry point for every authorizer shape (REST TOKEN/REQUEST, HTTP API 1.0/2.0, WebSocket)."""
+    if is_scheduled(event):  # EventBridge / Scheduler: refresh keys and rules (idp_authorizer.aws.scheduled)
+        return scheduled_refresh(_authorizer)
     if _authorizer is None:
         raise AuthorizerUnavailable("configuration_error")
     if not _offline:

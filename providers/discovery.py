@@ -48,6 +48,11 @@ class Discovery:
         self._document = RemoteDocument(http, self.url, self._parse, freshness, clock, what="discovery", shared=shared)
 
     @property
+    def remote(self) -> RemoteDocument[dict[str, Any]]:
+        """The document as kept, with its age (what a scheduled refresh looks at)."""
+        return self._document
+
+    @property
     def fetches(self) -> int:
         return self._document.fetches
 

@@ -28,7 +28,9 @@ from idp_authorizer.infra.log import DecisionLog
 from idp_authorizer.infra.sender import SenderConstraints
 
 if TYPE_CHECKING:
+    from idp_authorizer.core.provider import Provider
     from idp_authorizer.infra.metrics import Metrics
+    from idp_authorizer.infra.remote_document import RemoteDocument
     from idp_authorizer.infra.route_source import RouteSource
     from idp_authorizer.infra.shared_cache import SharedDocuments, SharedTier
     from providers.discovery import Discovery
@@ -51,6 +53,10 @@ class Collaborators:
         from idp_authorizer.infra.shared_cache import SharedDocuments
 
         return SharedDocuments(self.shared, kind)
+
+    def discoveries(self) -> tuple[Discovery, ...]:
+        """Every discovery document built so far (the scheduled refresh keeps them fresh)."""
+        return tuple(self._discoveries.values())
 
     def discovery(self, issuer: str) -> Discovery:
         """One discovery document per issuer, however many providers read it (JWT keys, introspection)."""
@@ -109,10 +115,19 @@ def build_authorizer(settings: Settings, *, clock: Clock = time.time, http: Http
         require_sender_constrained=settings.require_sender_constrained,
         clock=clock,
     )
+    authorizer.documents = _documents(parts, providers)
     if settings.routes_url is not None:
         authorizer.routes = route_source(settings, http, clock, router.introspector is not None, authorizer.path.adopt)
         authorizer.path.ready = False
     return authorizer
+
+
+def _documents(parts: Collaborators, providers: list[Provider]) -> tuple[RemoteDocument[Any], ...]:
+    """The discovery documents and key sets the providers fetch, for the scheduled refresh."""
+    from idp_authorizer.infra.keyset import JwksStore
+
+    stores = [store.document for p in providers if isinstance(store := getattr(p, "store", None), JwksStore)]
+    return (*(d.remote for d in parts.discoveries()), *stores)
 
 
 def responder(settings: Settings, table: RouteTable) -> Responder:

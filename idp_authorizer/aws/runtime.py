@@ -23,6 +23,7 @@ from idp_authorizer.infra.log import DecisionLog
 
 if TYPE_CHECKING:
     from idp_authorizer.infra.metrics import Metrics
+    from idp_authorizer.infra.remote_document import RemoteDocument
     from idp_authorizer.infra.route_source import RouteSource
 
 T = TypeVar("T")
@@ -65,6 +66,8 @@ class Authorizer:
             clock=clock,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.documents: tuple[RemoteDocument[Any], ...] = ()
+        """The discovery documents and key sets a scheduled refresh keeps fresh (:mod:`.scheduled`)."""
         self.routes: RouteSource[Responder] | None = None
         """``IDP_ROUTES_URL``: where the rules are reloaded from (the first request after the interval does it)."""
 

@@ -71,6 +71,10 @@ class RemoteDocument(Generic[T]):
         """The value if it is within its maximum age (no I/O)."""
         return self.value if self._clock() - self.fetched_at < self._freshness.max_age else None
 
+    def expires_within(self, seconds: float) -> bool:
+        """Whether the value is missing or leaves its maximum age within ``seconds`` (a scheduled refresh asks)."""
+        return self._clock() - self.fetched_at >= self._freshness.max_age - seconds
+
     def last_good(self) -> T | None:
         """The value if it is within its maximum age plus the stale window: what an outage may still serve."""
         limit = self._freshness.max_age + self._freshness.stale_seconds
