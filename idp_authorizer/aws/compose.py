@@ -25,12 +25,12 @@ from idp_authorizer.core.rules import RouteTable
 from idp_authorizer.infra.cache import BoundedMemoryCache
 from idp_authorizer.infra.http import HttpClient, check_url, tls_context
 from idp_authorizer.infra.log import DecisionLog
+from idp_authorizer.infra.remote_document import RemoteDocument
 from idp_authorizer.infra.sender import SenderConstraints
 
 if TYPE_CHECKING:
     from idp_authorizer.core.provider import Provider
     from idp_authorizer.infra.metrics import Metrics
-    from idp_authorizer.infra.remote_document import RemoteDocument
     from idp_authorizer.infra.route_source import RouteSource
     from idp_authorizer.infra.shared_cache import SharedDocuments, SharedTier
     from providers.discovery import Discovery
@@ -124,9 +124,9 @@ def build_authorizer(settings: Settings, *, clock: Clock = time.time, http: Http
 
 def _documents(parts: Collaborators, providers: list[Provider]) -> tuple[RemoteDocument[Any], ...]:
     """The discovery documents and key sets the providers fetch, for the scheduled refresh."""
-    from idp_authorizer.infra.keyset import JwksStore
-
-    stores = [store.document for p in providers if isinstance(store := getattr(p, "store", None), JwksStore)]
+    # Read off the JWT providers' key stores without importing the key-set module for a provider that has none.
+    found = (getattr(getattr(p, "store", None), "document", None) for p in providers)
+    stores = [document for document in found if isinstance(document, RemoteDocument)]
     return (*(d.remote for d in parts.discoveries()), *stores)
 
 
