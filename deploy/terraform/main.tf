@@ -124,6 +124,29 @@ resource "aws_lambda_function" "authorizer" {
 
 # ---------------------------------------------------------------------------- HTTP API and authorizer
 
+# Optional scheduled refresh: EventBridge invokes the authorizer with a "Scheduled Event", which
+# refreshes key sets, discovery documents and centrally served route rules while no requests come.
+resource "aws_cloudwatch_event_rule" "refresh" {
+  count               = var.refresh_schedule == "" ? 0 : 1
+  name                = "${var.name}-refresh"
+  schedule_expression = var.refresh_schedule
+}
+
+resource "aws_cloudwatch_event_target" "refresh" {
+  count = var.refresh_schedule == "" ? 0 : 1
+  rule  = aws_cloudwatch_event_rule.refresh[0].name
+  arn   = aws_lambda_function.authorizer.arn
+}
+
+resource "aws_lambda_permission" "refresh" {
+  count         = var.refresh_schedule == "" ? 0 : 1
+  statement_id  = "AllowEventBridgeRefresh"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.authorizer.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.refresh[0].arn
+}
+
 resource "aws_apigatewayv2_api" "http" {
   name          = var.name
   protocol_type = "HTTP"

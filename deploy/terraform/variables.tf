@@ -197,3 +197,9 @@ variable "idp_log_level" {
     error_message = "idp_log_level must be DEBUG, INFO, WARNING or ERROR."
   }
 }
+
+variable "refresh_schedule" {
+  description = "Optional EventBridge schedule expression, e.g. rate(5 minutes): a Scheduled Event that refreshes key sets, discovery documents and centrally served route rules. Empty: no schedule."
+  type        = string
+  default     = ""
+}

@@ -467,11 +467,31 @@ def test_rest_apis_send_www_authenticate(template: dict[str, Any]) -> None:
             assert kind in responses, f"{api}: no {kind} Gateway Response"
             code, headers = responses[kind]
             assert code == status, f"{api}.{kind}"
-            value = headers.get("WWW-Authenticate", "")
-            # A static header value is single-quoted; unquoted it is read as a mapping expression.
-            assert value.startswith("'Bearer") and value.endswith("'"), f"{api}.{kind}: {value!r}"
-            if error:
-                assert f'error="{error}"' in value, f"{api}.{kind}: {value!r}"
+            for value in _header_values(headers.get("WWW-Authenticate", "")):
+                # A static header value is single-quoted; unquoted it is read as a mapping expression.
+                assert value.startswith("'Bearer") and value.endswith("'"), f"{api}.{kind}: {value!r}"
+                if error:
+                    assert f'error="{error}"' in value, f"{api}.{kind}: {value!r}"
+
+
+def _header_values(value: Any) -> list[str]:
+    """Every value a header can take: both branches of an ``!If``, the text of a ``!Sub``."""
+    if isinstance(value, dict) and "Fn::If" in value:
+        return [v for branch in value["Fn::If"][1:] for v in _header_values(branch)]
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        return _header_values(value["Fn::Sub"])
+    return [str(value)]
+
+
+def test_rest_apis_point_mcp_clients_to_the_resource_metadata(template: dict[str, Any]) -> None:
+    """With ``ResourceMetadataUrl`` set, the 401 and 403 carry RFC 9728's ``resource_metadata`` parameter."""
+    for api in _resources(template, *REST_API_TYPES):
+        assert "ResourceMetadataUrl" in template["Parameters"], api
+        for kind, (_, headers) in _gateway_responses(template, api).items():
+            value = headers["WWW-Authenticate"]
+            assert value["Fn::If"][0] == "HasResourceMetadata", f"{api}.{kind}"
+            with_url = _header_values(value["Fn::If"][1])[0]
+            assert with_url.startswith('\'Bearer resource_metadata="${ResourceMetadataUrl}", error='), with_url
 
 
 def test_sample_routes_are_protected_and_ruled(template: dict[str, Any]) -> None:
