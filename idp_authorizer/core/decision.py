@@ -74,6 +74,7 @@ class DecisionSink(Protocol):
         request: Request | None,
         fingerprint: str | None,
         authn_ctx: str | None = None,
+        policy_scope: str | None = None,
     ) -> None: ...
 
 
@@ -343,6 +344,7 @@ class DecisionPath:
             request=request,
             fingerprint=fingerprint,
             authn_ctx=decision.authn_ctx,
+            policy_scope=decision.policy_scope,
         )
         self._cold = False
         if self.metrics is not None:  # IDP_METRICS; when off, this check is all the hot path pays

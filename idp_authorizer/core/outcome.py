@@ -30,7 +30,7 @@ from idp_authorizer.core.responses import (
     simple_response,
     within_budget,
 )
-from idp_authorizer.core.route_policy import PolicyBuilder, RouteResources, incoming_only
+from idp_authorizer.core.route_policy import PolicyBuilder, PolicyScope, incoming_only
 from idp_authorizer.core.rules import RouteTable, Rule
 
 logger = logging.getLogger("idp_authorizer.runtime")
@@ -48,6 +48,8 @@ class Decision(NamedTuple):
     principal: Principal | None = None
     authn_ctx: AuthnCtx | None = None
     """Set when ``IDP_INJECT_CONTEXT`` is on and the whole ``authnCtx`` did not fit (said in the decision log)."""
+    policy_scope: PolicyScope | None = None
+    """For an IAM policy response, what the policy speaks for (``None``: no policy, e.g. a simple response)."""
 
 
 def decision_for(error: AuthorizerError) -> Decision:
@@ -124,33 +126,43 @@ class Responder:
 
         An IAM response can be stricter than the rules: an ARN with ``*`` or ``?`` in its path that the
         route policy does not cover cannot be allowed exactly (IAM has no escape), so it is denied.
+        The decision carries the policy's scope, so the log says when a policy speaks for the incoming
+        ARN alone (not safe for API Gateway to cache by token alone).
         """
         decision = self.decide(request, principal)
-        response, cut = self._render(request, decision)
-        if cut is not None:
-            decision = decision._replace(authn_ctx=cut)
+        response, cut, scope = self._render(request, decision)
+        decision = decision._replace(authn_ctx=cut, policy_scope=scope)
         # An allowed request's policy always allows its ARN, unless that ARN (or the 8 KB fallback for it)
         # could only be written with a wildcard character: then the policy denies, and so does the log.
         policy = response.get("policyDocument")
         if decision.outcome == "allow" and policy is not None and policy["Statement"][0]["Effect"] != "Allow":
-            decision = Decision("deny", Reason.WILDCARD_IN_PATH, principal, cut)
+            decision = Decision("deny", Reason.WILDCARD_IN_PATH, principal, authn_ctx=cut, policy_scope=scope)
         return decision, response
 
     def render(self, request: Request | None, decision: Decision) -> dict[str, Any]:
         """The response for API Gateway; raises for the 401 and the fail-closed 500."""
         return self._render(request, decision)[0]
 
-    def _render(self, request: Request | None, decision: Decision) -> tuple[dict[str, Any], AuthnCtx | None]:
+    def _render(
+        self, request: Request | None, decision: Decision
+    ) -> tuple[dict[str, Any], AuthnCtx | None, PolicyScope | None]:
         if decision.outcome == "unavailable":
             raise AuthorizerUnavailable(decision.code)
         principal = decision.principal
         if self.simple(request):
             if decision.outcome == "allow" and principal is not None:
-                return self._fitting(principal, self.context_claims, True, lambda c: simple_response(True, c))
-            return simple_response(False), None
+                response, cut = self._fitting(principal, self.context_claims, True, lambda c: simple_response(True, c))
+                return response, cut, None
+            return simple_response(False), None, None
         if principal is None or request is None or request.arn is None:
             raise unauthorized()
-        permitted = decision.outcome == "allow"
+        return self._iam(request, principal, decision.outcome == "allow")
+
+    def _iam(
+        self, request: Request, principal: Principal, permitted: bool
+    ) -> tuple[dict[str, Any], AuthnCtx | None, PolicyScope]:
+        """The IAM policy response and what it speaks for."""
+        assert request.arn is not None
         # A bound token's binding was proven for this request only (a DPoP proof names one method and URL):
         # its policy speaks for the incoming ARN alone, so a result cached by API Gateway, which replays it
         # without the proof, can never stretch to other routes. Result caching must be off for such routes.
@@ -159,21 +171,16 @@ class Responder:
             if is_bound(principal)
             else self.builder.resources(principal, request.arn, permitted)
         )
-        return self._iam(request, principal, resources, permitted)
-
-    def _iam(
-        self, request: Request, principal: Principal, resources: RouteResources, permitted: bool
-    ) -> tuple[dict[str, Any], AuthnCtx | None]:
         nested, usage = request.payload_v2, self._usage_key(principal)
         response, cut = self._fitting(
             principal, self.context_claims, nested, lambda c: iam_policy(principal.subject, resources, c, usage)
         )
         if within_budget(response):
-            return response, cut
+            return response, cut, resources.policy_scope
         # Too many routes or claims for API Gateway's 8 KB: decide the incoming ARN alone, minimal context.
-        assert request.arn is not None
         fallback = incoming_only(request.arn, permitted)
-        return self._fitting(principal, (), nested, lambda c: iam_policy(principal.subject, fallback, c))
+        response, cut = self._fitting(principal, (), nested, lambda c: iam_policy(principal.subject, fallback, c))
+        return response, cut, "incoming_arn"
 
     def _fitting(
         self,

@@ -32,7 +32,7 @@ the policy is over API Gateway's size limit, the response speaks for the incomin
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from idp_authorizer.core import iam
 from idp_authorizer.core.arn import ExecuteApiArn
@@ -43,12 +43,17 @@ EMPTY_SEGMENT_DENIES = ("*//*", "*/?*/")
 """Paths with an empty segment (``a//b``, a trailing ``/``); the root ``GET/`` is not one."""
 _MEMO_MAX = 1024
 
+PolicyScope = Literal["stage", "incoming_arn"]
+"""What a policy speaks for: the whole API stage (right whichever route API Gateway replays it on), or the
+incoming ARN alone (:func:`incoming_only`), which is wrong on other routes if API Gateway caches it by token."""
+
 
 class RouteResources(NamedTuple):
     """Resource ARNs to allow and to deny explicitly for one principal on one API stage."""
 
     allow: tuple[str, ...]
     deny: tuple[str, ...]
+    policy_scope: PolicyScope = "stage"
 
 
 class _Suffixes(NamedTuple):
@@ -62,8 +67,8 @@ def incoming_only(arn: ExecuteApiArn, permitted: bool) -> RouteResources:
     """A policy about the incoming ARN alone; one with a wildcard character in its path only denies."""
     rest = arn.value[len(arn.api_prefix) :]
     if permitted and not iam.has_wildcard(rest):
-        return RouteResources((stage_prefix(arn) + rest,), ())
-    return RouteResources((), (_literal(arn),))
+        return RouteResources((stage_prefix(arn) + rest,), (), "incoming_arn")
+    return RouteResources((), (_literal(arn),), "incoming_arn")
 
 
 def stage_prefix(arn: ExecuteApiArn) -> str:

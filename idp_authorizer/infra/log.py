@@ -86,10 +86,14 @@ class DecisionLog:
         request: Request | None,
         fingerprint: str | None,
         authn_ctx: str | None = None,
+        policy_scope: str | None = None,
     ) -> None:
         """One line: outcome, reason code, who (provider, issuer, kid), cache hit, latency, request id.
 
         ``authn_ctx`` (only when set): how ``authnCtx`` was cut to fit the response, ``reduced`` or ``omitted``.
+        ``policy_scope`` is ``incoming_arn`` when the IAM policy speaks for the incoming ARN alone (size
+        budget, or a route IAM cannot express): API Gateway must not replay it on other routes, so a
+        REST authorizer caching by token alone is then wrong; ``stage`` for a route-aware policy.
         """
         if not self.enabled or (outcome == "allow" and not self.allows):
             return
@@ -106,6 +110,6 @@ class DecisionLog:
             f'"cold_start":{"true" if cold_start else "false"},'
             f'"request_id":{_str(request.request_id if request else None)},'
             f'"token_fp":{_str(fingerprint[:12] if fingerprint else None)},'
-            f'"shape":{_str(request.shape if request else None)}{cut}}}\n'
+            f'"shape":{_str(request.shape if request else None)},"policy_scope":{_str(policy_scope)}{cut}}}\n'
         )
         (self.stream or sys.stdout).write(line)
