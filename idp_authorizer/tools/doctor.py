@@ -4,7 +4,8 @@ Reads the same ``IDP_*`` environment (:func:`~idp_authorizer.aws.settings.load_s
 same authorizer, then asks the IdP what the authorizer would ask: discovery (issuer match), the key
 set (key types against ``IDP_ALGORITHMS``), the introspection endpoint (client credentials), the
 clock (against the IdP's ``Date`` header), and, with ``--token``, verifies that token exactly as the
-authorizer would. Finally the API Gateway side (:mod:`idp_authorizer.tools.gateway_check`). The report names
+authorizer would. Finally the API Gateway side (:mod:`idp_authorizer.tools.gateway_check`) and whether the
+IdP timeouts fit API Gateway's wait for the authorizer (:func:`check_deadline`). The report names
 each bad variable and its fix, ends with ``verdict: OK`` or ``verdict: N problem(s)``, and never
 shows a token (only its SHA-256 fingerprint) or a secret.
 """
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from idp_authorizer.aws.compose import build_authorizer, http_options, route_source
+from idp_authorizer.aws.registry import endpoints
 from idp_authorizer.aws.runtime import Authorizer
 from idp_authorizer.aws.settings import ProviderConfig, Settings, load_settings
 from idp_authorizer.core.clock import Clock
@@ -26,7 +28,7 @@ from idp_authorizer.jose.jwt import decompose, is_compact_jws
 from idp_authorizer.tools.checkup import Checkup
 from idp_authorizer.tools.gateway_check import Gateway, check_gateway
 from idp_authorizer.tools.preset_check import claim_hint, derived, token_fix
-from idp_authorizer.tools.report import Finding, ok, problem, shown_url
+from idp_authorizer.tools.report import Finding, note, ok, problem, shown_url
 
 TOKEN_FIXES = {
     "expired": "get a fresh token; if it was just issued, check the clock findings above",
@@ -69,7 +71,61 @@ async def diagnose(gateway: Gateway, token: str | None = None, *, clock: Clock =
     finally:
         await http.close()
         await _close(authorizer)
-    return findings + check_gateway(settings, gateway)
+    return findings + check_gateway(settings, gateway) + check_deadline(settings, gateway)
+
+
+HTTP_API_DEADLINE_SECONDS = 10.0
+"""How long an HTTP API waits for a Lambda authorizer ("Timeout for Lambda authorizer response", 10000 ms, not
+adjustable): https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html"""
+REST_API_DEADLINE_SECONDS = 29.0
+"""A REST API's default integration timeout, which bounds its authorizer call too:
+https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-execution-service-limits-table.html"""
+
+
+def idp_seconds(settings: Settings) -> tuple[int, float]:
+    """The longest chain of IdP calls one cold request can make, and the most time it can spend on them.
+
+    A provider reads discovery first unless its URL is configured, then its key set or introspection
+    endpoint; a route marked ``introspect`` adds the introspection provider's chain. Each call is bounded
+    by ``IDP_HTTP_TIMEOUT_SECONDS``, and one that could not connect is retried once (at most
+    ``IDP_HTTP_CONNECT_TIMEOUT_SECONDS`` lost first): :class:`~idp_authorizer.infra.http.HttpClient`.
+    """
+    configs = settings.provider_configs()
+    chain = {config.label: 1 if endpoints(config).url else 2 for config in configs}
+    calls = max(chain.values())
+    if settings.route_table().introspects:
+        calls += max((chain[c.label] for c in configs if c.provider == "introspection"), default=0)
+    return calls, calls * (settings.http_connect_timeout_seconds + settings.http_timeout_seconds)
+
+
+def check_deadline(settings: Settings, gateway: Gateway) -> list[Finding]:
+    """Whether the IdP timeouts let the authorizer answer before API Gateway stops waiting for it.
+
+    When API Gateway gives up first, the caller gets a 500 although the product would have answered:
+    a configuration that cannot answer in time is a configuration error. ``--payload`` names an HTTP API
+    (10 s); without it the REST API's 29 s applies, and a note says when only a REST API is fast enough.
+    """
+    calls, worst = idp_seconds(settings)
+    http_api = gateway.payload is not None
+    deadline = HTTP_API_DEADLINE_SECONDS if http_api else REST_API_DEADLINE_SECONDS
+    spent = (
+        f"a cold request can wait up to {worst:g} s on the IdP ({calls} call(s) x (IDP_HTTP_CONNECT_TIMEOUT_SECONDS"
+        f" {settings.http_connect_timeout_seconds:g} + IDP_HTTP_TIMEOUT_SECONDS {settings.http_timeout_seconds:g}))"
+    )
+    api = "an HTTP API" if http_api else "a REST API"
+    if worst >= deadline:
+        most = max(deadline / calls - settings.http_connect_timeout_seconds, 0.5)
+        return [
+            problem(
+                "deadline",
+                f"{spent}, but {api} waits at most {deadline:g} s for the authorizer: a slow IdP ends in API "
+                "Gateway's 500 instead of the authorizer's own answer",
+                f"set IDP_HTTP_TIMEOUT_SECONDS below {most:g} (and the function timeout above the total)",
+            )
+        ]
+    if not http_api and worst >= HTTP_API_DEADLINE_SECONDS:
+        return [note("deadline", f"{spent}: fits a REST API ({deadline:g} s), not an HTTP API (10 s)")]
+    return [ok("deadline", f"{spent}, within the {deadline:g} s {api} waits for the authorizer")]
 
 
 async def check_routes(settings: Settings, http: HttpClient, clock: Clock, introspection: bool) -> Finding:

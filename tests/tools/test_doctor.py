@@ -1,5 +1,6 @@
 """``idp-authorizer doctor`` against the dev IdP: a good configuration and broken ones, by report text."""
 
+import json
 import time
 
 import pytest
@@ -203,3 +204,43 @@ def test_result_caching_with_sender_constrained_tokens_is_a_problem(dev_idp, mon
     assert "fix: set the authorizer's result TTL to 0" in out
     code, out = doctor(monkeypatch, capsys, {}, "--payload", "2.0", "--simple-responses", "--result-ttl", "0")
     assert "sender-constrained" not in out
+
+
+def deadline_findings(monkeypatch, env: dict[str, str], gateway: Gateway) -> list[tuple[str, str]]:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    from idp_authorizer.aws.settings import load_settings
+    from idp_authorizer.tools.doctor import check_deadline
+
+    return [(f.status, f.message) for f in check_deadline(load_settings(), gateway)]
+
+
+OIDC = {"IDP_PROVIDER": "oidc", "IDP_ISSUER": "https://idp.example.com/", "IDP_AUDIENCE": "api"}
+
+
+def test_default_timeouts_answer_within_the_http_api_deadline(monkeypatch):
+    # Discovery then the key set: 2 x (1 s connect + 3 s total) = 8 s < 10 s.
+    [(status, message)] = deadline_findings(monkeypatch, OIDC, Gateway(payload="2.0"))
+    assert status == "ok" and "up to 8 s on the IdP (2 call(s)" in message and "10 s an HTTP API" in message
+
+
+def test_an_idp_timeout_past_the_http_api_deadline_is_a_problem(monkeypatch):
+    env = {**OIDC, "IDP_HTTP_TIMEOUT_SECONDS": "5"}
+    [(status, message)] = deadline_findings(monkeypatch, env, Gateway(payload="2.0"))
+    assert status == "problem" and "up to 12 s" in message and "waits at most 10 s" in message
+    # Without --payload (a REST API: 29 s) the same settings fit, with a note about HTTP APIs.
+    [(status, message)] = deadline_findings(monkeypatch, env, Gateway())
+    assert status == "note" and "fits a REST API (29 s), not an HTTP API (10 s)" in message
+    # A configured key set URL saves the discovery call: 1 x (1 + 5) = 6 s.
+    env["IDP_JWKS_URL"] = "https://idp.example.com/jwks"
+    assert deadline_findings(monkeypatch, env, Gateway(payload="2.0"))[0][0] == "ok"
+
+
+def test_introspected_routes_add_the_introspection_chain(monkeypatch):
+    providers = [
+        {"provider": "oidc", "issuer": "https://idp.example.com/", "audience": "api"},
+        {"provider": "introspection", "issuer": "https://idp.example.com/", "client_id": "c", "client_secret": "s"},
+    ]
+    env = {"IDP_PROVIDERS": json.dumps(providers), "IDP_ROUTES": '{"GET /pets": {"introspect": true}}'}
+    [(status, message)] = deadline_findings(monkeypatch, env, Gateway(payload="2.0"))
+    assert status == "problem" and "up to 16 s on the IdP (4 call(s)" in message
