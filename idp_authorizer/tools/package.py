@@ -11,11 +11,18 @@ With no interpreter of the target version, the zip ships without ``.pyc`` and sa
 
 Limits: https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
 (50 MB zipped for a direct upload, 250 MB unzipped including layers).
+
+The report names a content-addressed S3 key (:func:`content_key`): CloudFormation does not notice a new
+object uploaded under the same key ("Changes to a deployment package in Amazon S3 are not detected
+automatically during stack updates. To update the function code, change the object key or version":
+https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-lambda-function-code.html),
+so each build is uploaded under its own key, the same for the same bytes (the zip is reproducible).
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import re
 import shutil
@@ -65,6 +72,8 @@ class PackageResult:
             else "  .pyc     none",
             "  handler  idp_authorizer.handler.handler",
             f"  latest   also copied to {self.zip_path.parent / LATEST_ZIP} (the path deploy/ templates use)",
+            f"  s3 key   {content_key(self.zip_path)} (upload under this key and pass it as CodeS3Key:"
+            " a stack update deploys new code only when the key or object version changes)",
         ]
         if self.zipped_bytes > ZIP_LIMIT:
             lines.append("  too big for a direct upload: upload it to S3 and point the function at the object")
@@ -108,6 +117,12 @@ def build(
     # The deploy templates (deploy/) point at one stable name: the latest build.
     shutil.copyfile(zip_path, out_dir / LATEST_ZIP)
     return PackageResult(zip_path, zip_path.stat().st_size, unzipped, files, pyc, compiler, warnings)
+
+
+def content_key(zip_path: Path) -> str:
+    """An S3 key named for the zip's bytes: ``<stem>-<first 16 hex digits of its SHA-256>.zip``."""
+    digest = hashlib.sha256(zip_path.read_bytes()).hexdigest()
+    return f"{zip_path.stem}-{digest[:16]}.zip"
 
 
 def requirements(extras: Sequence[str] = ()) -> list[str]:

@@ -58,3 +58,20 @@ def test_handler_import_never_loads_cache_clients():
     )
     out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_s3_key_is_named_for_the_zip_bytes(tmp_path):
+    """A stack update deploys new code only when the S3 key changes: the same bytes, the same key; new bytes, a new one."""
+    from idp_authorizer.tools.package import content_key, write_zip
+
+    tree = tmp_path / "tree"
+    (tree / "idp_authorizer").mkdir(parents=True)
+    (tree / "idp_authorizer" / "handler.py").write_text("x = 1\n")
+    first, again, changed = (tmp_path / f"{name}.zip" for name in ("first", "again", "changed"))
+    write_zip(tree, first)
+    write_zip(tree, again)
+    (tree / "idp_authorizer" / "handler.py").write_text("x = 2\n")
+    write_zip(tree, changed)
+    assert content_key(first).removeprefix("first-") == content_key(again).removeprefix("again-")
+    assert content_key(first).removeprefix("first-") != content_key(changed).removeprefix("changed-")
+    assert content_key(first).startswith("first-") and len(content_key(first)) == len("first-") + 16 + len(".zip")
