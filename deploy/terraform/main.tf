@@ -2,7 +2,11 @@
 # The same set-up as deploy/cloudformation/http-api.yaml, resource for resource.
 #
 #   make the zip first (the package script writes dist/idp-authorizer-lambda.zip), then
-#   cd deploy/terraform && terraform init && terraform apply -var 'idp_issuer=https://issuer.example.com/'
+#   cd deploy/terraform && terraform init && \
+#     terraform apply -var 'idp_issuer=https://issuer.example.com/' -var 'idp_audience=api://pets'
+#
+# Names carry the workspace (terraform workspace new staging), so one account and region can hold
+# several copies; every log group it writes to is managed here (retention, deleted on destroy).
 #
 # Pitfalls avoided (see deploy/README.md):
 #   - the authorizer's aws_lambda_permission exists (without it every request is a 500);
@@ -13,7 +17,8 @@
 #     authorizer expects (simple response vs IAM policy).
 
 terraform {
-  required_version = ">= 1.5.0"
+  # 1.9: variable validations that read other variables (the provider's required settings).
+  required_version = ">= 1.9.0"
   required_providers {
     aws = {
       source  = "hashicorp/aws"
@@ -32,6 +37,9 @@ provider "aws" {}
 data "aws_partition" "current" {}
 
 locals {
+  # Unique per workspace: two applies in one account and region never fight over a name.
+  name = "${var.name}-${terraform.workspace}"
+
   # Built by the package script; override with -var lambda_zip_path=... for a zip elsewhere.
   lambda_zip_path = coalesce(var.lambda_zip_path, "${path.module}/../../dist/idp-authorizer-lambda.zip")
 
@@ -43,6 +51,7 @@ locals {
     IDP_TOKEN_SOURCES        = var.idp_token_sources
     IDP_HTTP_TIMEOUT_SECONDS = tostring(var.idp_http_timeout_seconds)
     IDP_LOG_LEVEL            = var.idp_log_level
+    IDP_CLIENT_AUTH          = var.idp_client_auth
     # A payload 2.0 event does not tell the function whether simple responses are on: it is a
     # setting of the authorizer. "auto" gives simple responses for 2.0; with simple responses off
     # the authorizer needs an IAM policy, hence "iam". Tied to the same variable so they cannot
@@ -72,7 +81,7 @@ locals {
 # ---------------------------------------------------------------------------- IAM and logs
 
 resource "aws_iam_role" "lambda" {
-  name_prefix = "${var.name}-"
+  name_prefix = "${local.name}-"
   # Logging only: the authorizer talks to the IdP over HTTPS and needs no AWS API.
   assume_role_policy = jsonencode({
     Version = "2012-10-17"
@@ -91,15 +100,27 @@ resource "aws_iam_role_policy_attachment" "lambda_logs" {
 
 # Created before the function so Lambda does not create it first with "never expire" retention.
 resource "aws_cloudwatch_log_group" "authorizer" {
-  name              = "/aws/lambda/${var.name}-authorizer"
+  name              = "/aws/lambda/${local.name}-authorizer"
+  retention_in_days = var.log_retention_days
+}
+
+resource "aws_cloudwatch_log_group" "hello" {
+  name              = "/aws/lambda/${local.name}-hello"
+  retention_in_days = var.log_retention_days
+}
+
+# Access logs: what a 500 needs to be diagnosed (the authorizer's own error and latency).
+resource "aws_cloudwatch_log_group" "access" {
+  count             = var.access_logs ? 1 : 0
+  name              = "/aws/apigateway/${local.name}"
   retention_in_days = var.log_retention_days
 }
 
 # ---------------------------------------------------------------------------- authorizer function
 
 resource "aws_lambda_function" "authorizer" {
-  function_name = "${var.name}-authorizer"
-  description   = "idp_authorizer: Lambda authorizer for the ${var.name} HTTP API"
+  function_name = "${local.name}-authorizer"
+  description   = "idp_authorizer: Lambda authorizer for the ${local.name} HTTP API"
   role          = aws_iam_role.lambda.arn
 
   # Plan fails with a clear "no file" error if the zip has not been built yet.
@@ -111,9 +132,11 @@ resource "aws_lambda_function" "authorizer" {
   runtime       = var.python_runtime
   architectures = [var.architecture]
   memory_size   = var.memory_size
-  # Short, and above idp_http_timeout_seconds x 2: the product fails closed by itself instead of
-  # being killed by Lambda (which API Gateway reports as a 500).
+  # At most 10 s (an HTTP API waits no longer for a Lambda authorizer), and above the IdP worst case
+  # `idp-authorizer doctor` reports: the product fails closed by itself instead of being killed.
   timeout = var.timeout_seconds
+  # A throttled authorizer makes every protected route a 500; -1 = the account's shared pool.
+  reserved_concurrent_executions = var.reserved_concurrency
 
   environment {
     variables = merge(local.idp_required_environment, local.idp_optional_environment, local.idp_secret_environment)
@@ -148,7 +171,7 @@ resource "aws_lambda_permission" "refresh" {
 }
 
 resource "aws_apigatewayv2_api" "http" {
-  name          = var.name
+  name          = local.name
   protocol_type = "HTTP"
 }
 
@@ -207,7 +230,7 @@ data "archive_file" "hello" {
 }
 
 resource "aws_lambda_function" "hello" {
-  function_name    = "${var.name}-hello"
+  function_name    = "${local.name}-hello"
   role             = aws_iam_role.lambda.arn
   filename         = data.archive_file.hello.output_path
   source_code_hash = data.archive_file.hello.output_base64sha256
@@ -216,6 +239,8 @@ resource "aws_lambda_function" "hello" {
   architectures    = [var.architecture]
   memory_size      = 128
   timeout          = 3
+
+  depends_on = [aws_cloudwatch_log_group.hello]
 }
 
 resource "aws_apigatewayv2_integration" "hello" {
@@ -250,4 +275,19 @@ resource "aws_apigatewayv2_stage" "default" {
   api_id      = aws_apigatewayv2_api.http.id
   name        = "$default"
   auto_deploy = true
+
+  dynamic "access_log_settings" {
+    for_each = aws_cloudwatch_log_group.access
+    content {
+      destination_arn = access_log_settings.value.arn
+      format = jsonencode({
+        requestId         = "$context.requestId"
+        status            = "$context.status"
+        routeKey          = "$context.routeKey"
+        authorizerError   = "$context.authorizer.error"
+        authorizerLatency = "$context.authorizer.integrationLatency"
+        error             = "$context.error.message"
+      })
+    }
+  }
 }

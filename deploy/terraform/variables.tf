@@ -4,7 +4,7 @@
 # ---------------------------------------------------------------------------- naming and artefact
 
 variable "name" {
-  description = "Name of the HTTP API; also the prefix of the functions, role and log group."
+  description = "Name of the HTTP API; with the workspace, the prefix of the functions, role and log groups."
   type        = string
   default     = "idp-authorizer-example"
 }
@@ -51,9 +51,31 @@ variable "memory_size" {
 }
 
 variable "timeout_seconds" {
-  description = "Authorizer timeout in seconds; keep it above idp_http_timeout_seconds x 2."
+  description = "Authorizer timeout in seconds; an HTTP API waits at most 10 s for a Lambda authorizer."
   type        = number
   default     = 10
+
+  validation {
+    condition     = var.timeout_seconds >= 3 && var.timeout_seconds <= 10
+    error_message = "timeout_seconds must be between 3 and 10 (HTTP API authorizer timeout: 10 s)."
+  }
+}
+
+variable "reserved_concurrency" {
+  description = "Reserved concurrent executions of the authorizer; -1 = the account's shared pool."
+  type        = number
+  default     = -1
+
+  validation {
+    condition     = var.reserved_concurrency >= -1
+    error_message = "reserved_concurrency must be -1 (unreserved) or a count."
+  }
+}
+
+variable "access_logs" {
+  description = "Access logs with $context.authorizer.error, integrationLatency and $context.error.message."
+  type        = bool
+  default     = false
 }
 
 variable "log_retention_days" {
@@ -104,24 +126,44 @@ variable "idp_auth0_domain" {
   description = "IDP_AUTH0_DOMAIN: Auth0 tenant domain (auth0 only)."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.idp_provider != "auth0" || (var.idp_auth0_domain != null && var.idp_auth0_domain != "")
+    error_message = "idp_provider auth0 needs idp_auth0_domain."
+  }
 }
 
 variable "idp_issuer" {
   description = "IDP_ISSUER: expected iss; for oidc also where discovery is read."
   type        = string
   default     = null
+
+  validation {
+    condition     = !contains(["oidc", "jwks"], var.idp_provider) || (var.idp_issuer != null && var.idp_issuer != "")
+    error_message = "idp_provider oidc and jwks need idp_issuer."
+  }
 }
 
 variable "idp_jwks_url" {
   description = "IDP_JWKS_URL: key set URL (jwks), or an override for oidc."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.idp_provider != "jwks" || (var.idp_jwks_url != null && var.idp_jwks_url != "")
+    error_message = "idp_provider jwks needs idp_jwks_url."
+  }
 }
 
 variable "idp_audience" {
   description = "IDP_AUDIENCE: accepted audiences, comma-separated, any-of."
   type        = string
   default     = null
+
+  validation {
+    condition     = !contains(["auth0", "oidc", "jwks"], var.idp_provider) || (var.idp_audience != null && var.idp_audience != "")
+    error_message = "idp_provider auth0, oidc and jwks need idp_audience."
+  }
 }
 
 variable "idp_algorithms" {
@@ -134,12 +176,22 @@ variable "idp_introspection_url" {
   description = "IDP_INTROSPECTION_URL: RFC 7662 endpoint (introspection)."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.idp_provider != "introspection" || (var.idp_introspection_url != null && var.idp_introspection_url != "") || (var.idp_issuer != null && var.idp_issuer != "")
+    error_message = "idp_provider introspection needs idp_introspection_url (or idp_issuer, for discovery)."
+  }
 }
 
 variable "idp_client_id" {
   description = "IDP_CLIENT_ID: introspection client id."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.idp_provider != "introspection" || (var.idp_client_id != null && var.idp_client_id != "")
+    error_message = "idp_provider introspection needs idp_client_id."
+  }
 }
 
 variable "idp_client_secret" {
@@ -147,6 +199,22 @@ variable "idp_client_secret" {
   type        = string
   default     = null
   sensitive   = true
+
+  validation {
+    condition     = var.idp_provider != "introspection" || (var.idp_client_secret != null && var.idp_client_secret != "")
+    error_message = "idp_provider introspection needs idp_client_secret."
+  }
+}
+
+variable "idp_client_auth" {
+  description = "IDP_CLIENT_AUTH: client_secret_basic or client_secret_post (introspection)."
+  type        = string
+  default     = "client_secret_basic"
+
+  validation {
+    condition     = contains(["client_secret_basic", "client_secret_post"], var.idp_client_auth)
+    error_message = "idp_client_auth must be client_secret_basic or client_secret_post."
+  }
 }
 
 # ---------------------------------------------------------------------------- authorization rules
@@ -185,6 +253,11 @@ variable "idp_http_timeout_seconds" {
   description = "IDP_HTTP_TIMEOUT_SECONDS: total time for one call to the IdP."
   type        = number
   default     = 3
+
+  validation {
+    condition     = var.idp_http_timeout_seconds > 0 && var.idp_http_timeout_seconds <= 30
+    error_message = "idp_http_timeout_seconds must be above 0 and at most 30."
+  }
 }
 
 variable "idp_log_level" {

@@ -18,16 +18,23 @@ The Terraform example cannot be validated here (no ``terraform`` binary), so its
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import re
 import subprocess
 import sys
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import hcl2
 import pytest
 from cfnlint.decode import decode
+from pydantic import ValidationError
+
+from idp_authorizer.aws.settings import MissingSettingsError, ProviderConfig, ProviderKind
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -224,7 +231,7 @@ def _sam_http_authorizers(template: dict[str, Any], api: str, auth: dict[str, An
                 rest=False,
                 payload=str(spec["AuthorizerPayloadFormatVersion"]),
                 simple=spec.get("EnableSimpleResponses") is True,
-                ttl=int(identity.get("ReauthorizeEvery", DEFAULT_TTL)),
+                ttl=int(_resolve(template, identity.get("ReauthorizeEvery", DEFAULT_TTL))),
                 identity=sources,
                 validation=None,
                 implicit_permission=spec.get("EnableFunctionDefaultPermissions") is True,
@@ -463,15 +470,19 @@ def test_no_bearer_validation_expression(template: dict[str, Any]) -> None:
 def test_rest_apis_send_www_authenticate(template: dict[str, Any]) -> None:
     for api in _resources(template, *REST_API_TYPES):
         responses = _gateway_responses(template, api)
-        for kind, status, error in [("UNAUTHORIZED", "401", "invalid_token"), ("ACCESS_DENIED", "403", "")]:
+        # The 401 also answers requests without any credentials (API Gateway refuses a missing identity
+        # source itself): RFC 6750 section 3.1 wants no error attribute then, and a static value cannot tell.
+        for kind, status, expected in [("UNAUTHORIZED", "401", "'Bearer'"), ("ACCESS_DENIED", "403", "")]:
             assert kind in responses, f"{api}: no {kind} Gateway Response"
             code, headers = responses[kind]
             assert code == status, f"{api}.{kind}"
             for value in _header_values(headers.get("WWW-Authenticate", "")):
                 # A static header value is single-quoted; unquoted it is read as a mapping expression.
                 assert value.startswith("'Bearer") and value.endswith("'"), f"{api}.{kind}: {value!r}"
-                if error:
-                    assert f'error="{error}"' in value, f"{api}.{kind}: {value!r}"
+                if expected:
+                    assert value.replace(' resource_metadata="${ResourceMetadataUrl}"', "") == expected, value
+                else:
+                    assert 'error="insufficient_scope"' in value, f"{api}.{kind}: {value!r}"
 
 
 def _header_values(value: Any) -> list[str]:
@@ -491,7 +502,7 @@ def test_rest_apis_point_mcp_clients_to_the_resource_metadata(template: dict[str
             value = headers["WWW-Authenticate"]
             assert value["Fn::If"][0] == "HasResourceMetadata", f"{api}.{kind}"
             with_url = _header_values(value["Fn::If"][1])[0]
-            assert with_url.startswith('\'Bearer resource_metadata="${ResourceMetadataUrl}", error='), with_url
+            assert with_url.startswith('\'Bearer resource_metadata="${ResourceMetadataUrl}"'), with_url
 
 
 def test_sample_routes_are_protected_and_ruled(template: dict[str, Any]) -> None:
@@ -627,3 +638,295 @@ def test_terraform_brackets_and_quotes_balance() -> None:
 def test_terraform_environment_names_follow_the_contract() -> None:
     unknown = set(re.findall(r"\bIDP_[A-Z0-9_]+\b", _terraform())) - CONTRACT_VARIABLES
     assert not unknown, sorted(unknown)
+
+
+# ---------------------------------------------------------------------------- what each provider needs
+#
+# Derived from the product's own settings code (ProviderConfig's completeness check), not a hand list:
+# a template that offers a provider must let the operator give it what it needs, and its Rules must
+# refuse exactly the stacks the product would refuse at cold start (which would answer 500 forever).
+
+SAMPLE_VALUES = {
+    "IDP_AUTH0_DOMAIN": "tenant.example.com",
+    "IDP_ISSUER": "https://issuer.example.com/",
+    "IDP_JWKS_URL": "https://issuer.example.com/jwks.json",
+    "IDP_AUDIENCE": "api://pets",
+    "IDP_INTROSPECTION_URL": "https://issuer.example.com/introspect",
+    "IDP_CLIENT_ID": "client",
+    "IDP_CLIENT_SECRET": "secret",
+}
+
+
+def _product_refusal(kind: str, values: dict[str, str]) -> frozenset[str] | None:
+    """The variables the product says ``kind`` still needs (``None``: it accepts), from an environment
+    where an empty value is left unset, as the templates do."""
+    fields = {name.removeprefix("IDP_").lower(): value for name, value in values.items() if value}
+    try:
+        ProviderConfig.model_validate({"provider": kind, **fields})
+    except ValidationError as exc:
+        causes = [error.get("ctx", {}).get("error") for error in exc.errors()]
+        return frozenset(v for cause in causes if isinstance(cause, MissingSettingsError) for v in cause.variables)
+    return None
+
+
+def _parameter_of(template: dict[str, Any], function: str) -> dict[str, str]:
+    """``IDP_* variable -> the parameter that sets it`` in a function's environment (``!Ref`` or ``!If``)."""
+    parameters = template.get("Parameters", {})
+    found = {}
+    for name, value in _environment(template, function).items():
+        named = _refs(value) & set(parameters)
+        if len(named) == 1:
+            found[name] = named.pop()
+    return found
+
+
+def _offered_providers(template: dict[str, Any]) -> list[str]:
+    return list(template["Parameters"]["IdpProvider"]["AllowedValues"])
+
+
+def _evaluate(value: Any, parameters: dict[str, str]) -> Any:
+    """A rule condition or assertion, evaluated as CloudFormation does, for the functions the templates use."""
+    if isinstance(value, dict):
+        [(function, argument)] = value.items()
+        if function == "Ref":
+            return parameters[argument]
+        arguments = [_evaluate(item, parameters) for item in argument] if isinstance(argument, list) else argument
+        operations = {
+            "Fn::Equals": lambda a: a[0] == a[1],
+            "Fn::Not": lambda a: not a[0],
+            "Fn::And": all,
+            "Fn::Or": any,
+            "Fn::Contains": lambda a: a[1] in a[0],
+        }
+        assert function in operations, f"the test's rule evaluator does not know {function}"
+        return operations[function](arguments)
+    return value
+
+
+def _rules_accept(template: dict[str, Any], parameters: dict[str, str]) -> bool:
+    for rule in template.get("Rules", {}).values():
+        if "RuleCondition" in rule and not _evaluate(rule["RuleCondition"], parameters):
+            continue
+        if not all(_evaluate(assertion["Assert"], parameters) for assertion in rule["Assertions"]):
+            return False
+    return True
+
+
+def test_every_offered_provider_has_the_parameters_its_settings_need(template: dict[str, Any]) -> None:
+    for function in {authorizer.function for authorizer in _authorizers(template)}:
+        parameter_of = _parameter_of(template, function)
+        for kind in _offered_providers(template):
+            needed = _product_refusal(kind, {})
+            assert needed, f"{kind}: the product should need something"
+            missing = needed - set(parameter_of)
+            assert not missing, f"{function}: IdpProvider={kind} offered, but no parameter sets {sorted(missing)}"
+        secret = parameter_of.get("IDP_CLIENT_SECRET")
+        assert secret is None or template["Parameters"][secret].get("NoEcho") is True, "the client secret is NoEcho"
+
+
+def test_rules_refuse_exactly_what_the_product_refuses(template: dict[str, Any]) -> None:
+    """Every combination of empty and filled provider parameters, for every offered provider."""
+    function = sorted({authorizer.function for authorizer in _authorizers(template)})[0]
+    parameter_of = {name: p for name, p in _parameter_of(template, function).items() if name in SAMPLE_VALUES}
+    assert set(parameter_of) == set(SAMPLE_VALUES), sorted(set(SAMPLE_VALUES) - set(parameter_of))
+    defaults = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()}
+    names = sorted(parameter_of)
+    for kind in _offered_providers(template):
+        for filled in itertools.product((False, True), repeat=len(names)):
+            values = {name: SAMPLE_VALUES[name] if keep else "" for name, keep in zip(names, filled, strict=True)}
+            parameters = {**defaults, "IdpProvider": kind, **{parameter_of[n]: v for n, v in values.items()}}
+            product = _product_refusal(kind, values) is None
+            assert _rules_accept(template, parameters) is product, (
+                f"{kind} with {sorted(n for n in values if values[n])}"
+            )
+
+
+def test_rules_reject_an_empty_issuer_or_audience_for_jwt_providers(template: dict[str, Any]) -> None:
+    defaults = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()}
+    full = {"IdpAuth0Domain": "t.example.com", "IdpIssuer": "https://i.example/", "IdpJwksUrl": "https://i.example/j"}
+    for kind in ("auth0", "oidc", "jwks"):
+        good = {**defaults, **full, "IdpAudience": "api", "IdpProvider": kind}
+        assert _rules_accept(template, good), kind
+        assert not _rules_accept(template, {**good, "IdpAudience": ""}), kind
+        if kind != "auth0":
+            assert not _rules_accept(template, {**good, "IdpIssuer": ""}), kind
+    assert not _rules_accept(template, defaults), "the defaults alone (oidc, no issuer) must not deploy"
+
+
+# ---------------------------------------------------------------------------- timeouts, code, runtime
+
+
+def _bound(template: dict[str, Any], value: Any) -> int:
+    """The largest value a property can take: the literal, or its parameter's MaxValue (and default)."""
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        spec = template["Parameters"][value["Ref"]]
+        assert "MaxValue" in spec, f"{value['Ref']} needs a MaxValue"
+        return max(int(spec["MaxValue"]), int(spec["Default"]))
+    return int(value)
+
+
+def test_authorizer_timeouts_fit_api_gateways_wait(template: dict[str, Any]) -> None:
+    functions = _resources(template, *FUNCTION_TYPES)
+    for authorizer in _authorizers(template):
+        limit = 29 if authorizer.rest else 10  # HTTP API: "Timeout for Lambda authorizer response" 10000 ms
+        timeout = _bound(template, functions[authorizer.function]["Timeout"])
+        assert timeout <= limit, f"{authorizer.name} ({authorizer.function}): Timeout up to {timeout} s > {limit} s"
+
+
+def test_a_new_build_reaches_the_function(template: dict[str, Any]) -> None:
+    """CloudFormation deploys new code only when the S3 key or object version changes."""
+    parameters = set(template.get("Parameters", {}))
+    for name in {authorizer.function for authorizer in _authorizers(template)}:
+        props = _resources(template, *FUNCTION_TYPES)[name]
+        if "CodeUri" in props:
+            # `sam deploy` uploads the local zip under a key named for its content hash.
+            assert isinstance(props["CodeUri"], str), name
+            continue
+        code = props["Code"]
+        assert _refs(code["S3Key"]) <= parameters and _refs(code["S3Key"]), f"{name}: S3Key must be a parameter"
+        assert _refs(code.get("S3ObjectVersion")) & parameters, f"{name}: no object version parameter"
+
+
+def test_default_runtime_is_312_or_later_and_311_stays_allowed(template: dict[str, Any]) -> None:
+    runtime = template["Parameters"]["PythonRuntime"]
+    assert runtime["Default"] in {"python3.12", "python3.13"}  # SnapStart for Python needs 3.12+
+    assert "python3.11" in runtime["AllowedValues"]
+
+
+def test_access_logs_carry_the_authorizer_error(template: dict[str, Any]) -> None:
+    text = json.dumps(template)
+    for needle in ("$context.authorizer.error", "$context.authorizer.integrationLatency", "$context.error.message"):
+        assert needle in text, needle
+    for name, props in _resources(template, *FUNCTION_TYPES).items():
+        if name in {a.function for a in _authorizers(template)}:
+            assert "ReservedConcurrentExecutions" in props, f"{name}: no reserved concurrency option"
+
+
+# ---------------------------------------------------------------------------- SAM's own translation
+
+
+def _sam_translate() -> dict[str, Any]:
+    """The SAM template as CloudFormation receives it, translated by aws-sam-translator.
+
+    aws-sam-translator pins an older pydantic than the product's, so it runs in the interpreter this
+    virtual environment was made from, not in it.
+    """
+    script = (
+        "import json, sys\n"
+        "from samtranslator.translator.transform import transform\n"
+        "from samtranslator.yaml_helper import yaml_parse\n"
+        "class Policies:\n"
+        "    def load(self): return {}\n"
+        "template = yaml_parse(open(sys.argv[1]).read())\n"
+        "for resource in template['Resources'].values():\n"
+        "    props = resource.get('Properties', {})\n"
+        "    if isinstance(props.get('CodeUri'), str): props['CodeUri'] = {'Bucket': 'b', 'Key': 'k'}\n"
+        "print(json.dumps(transform(template, {'AWS::Region': 'us-east-1'}, Policies())))\n"
+    )
+    base = Path(sys.base_prefix) / "bin" / "python3"
+    probe = subprocess.run([str(base), "-c", "import samtranslator"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"aws-sam-translator is not importable by {base}")
+        pytest.skip(f"aws-sam-translator is not installed for {base}")
+    done = subprocess.run(
+        [str(base), "-c", script, str(SAM_TEMPLATE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
+    )
+    assert done.returncode == 0, done.stderr
+    translated: dict[str, Any] = json.loads(done.stdout)
+    return translated
+
+
+def test_sam_http_api_ttl_parameter_survives_the_translation() -> None:
+    translated = _sam_translate()
+    schemes = translated["Resources"]["HttpApi"]["Properties"]["Body"]["components"]["securitySchemes"]
+    ttls = {
+        name: spec["x-amazon-apigateway-authorizer"]["authorizerResultTtlInSeconds"] for name, spec in schemes.items()
+    }
+    assert ttls == {"SimpleAuthorizer": {"Ref": "HttpAuthorizerTtl"}, "IamAuthorizer": {"Ref": "HttpAuthorizerTtl"}}
+    assert translated["Rules"] == _load(SAM_TEMPLATE)["Rules"], "SAM must hand the Rules to CloudFormation"
+
+
+# ---------------------------------------------------------------------------- Terraform, parsed (python-hcl2)
+
+
+def _unquote(value: Any) -> Any:
+    return value[1:-1] if isinstance(value, str) and len(value) > 1 and value[0] == value[-1] == '"' else value
+
+
+@pytest.fixture(scope="module")
+def terraform() -> dict[str, Any]:
+    parsed: dict[str, Any] = {"resource": {}, "variable": {}, "locals": {}}
+    for path in sorted(TERRAFORM.glob("*.tf")):
+        with path.open(encoding="utf-8") as handle:
+            document = hcl2.load(handle)
+        for block in document.get("resource", []):
+            for kind, named in block.items():
+                for name, body in named.items():
+                    parsed["resource"][(_unquote(kind), _unquote(name))] = body
+        for block in document.get("variable", []):
+            for name, body in block.items():
+                parsed["variable"][_unquote(name)] = body
+        for block in document.get("locals", []):
+            parsed["locals"].update(block)
+    return parsed
+
+
+ProviderKindValues = typing.get_args(ProviderKind)
+
+
+def _validations(variable: dict[str, Any]) -> list[str]:
+    return [block["condition"] for block in variable.get("validation", [])]
+
+
+def test_terraform_variables_are_validated(terraform: dict[str, Any]) -> None:
+    variables = terraform["variable"]
+    kinds = re.findall(r'"(\w+)"', _validations(variables["idp_provider"])[0])
+    assert kinds and set(kinds) <= set(ProviderKindValues), f"idp_provider offers {kinds}"
+    for kind in kinds:
+        for needed in _product_refusal(kind, {}) or ():
+            name = needed.lower()
+            conditions = _validations(variables[name])
+            assert any("var.idp_provider" in c and f'"{kind}"' in c for c in conditions), f"{kind} needs {name}"
+    for name in ("python_runtime", "architecture", "timeout_seconds", "idp_http_timeout_seconds", "idp_log_level"):
+        assert _validations(variables[name]), f"{name} has no validation"
+    assert "<= 10" in _validations(variables["timeout_seconds"])[0], "an HTTP API waits at most 10 s"
+    runtime = variables["python_runtime"]
+    assert _unquote(runtime["default"]) in {"python3.12", "python3.13"} and "python3.11" in _validations(runtime)[0]
+
+
+def test_terraform_names_are_unique_per_workspace(terraform: dict[str, Any]) -> None:
+    assert "terraform.workspace" in terraform["locals"]["name"]
+    named = 0
+    for (kind, name), body in terraform["resource"].items():
+        for attribute in ("name", "function_name", "name_prefix"):
+            value = body.get(attribute)
+            if isinstance(value, str) and not value.startswith("${aws_") and kind != "aws_apigatewayv2_stage":
+                if kind == "aws_apigatewayv2_authorizer":
+                    continue  # unique within its API, which is per workspace
+                named += 1
+                assert "local.name" in value, f"{kind}.{name}.{attribute} = {value}: not per workspace"
+    assert named >= 5
+
+
+def test_terraform_manages_every_log_group(terraform: dict[str, Any]) -> None:
+    resources = terraform["resource"]
+    groups = {
+        name: _unquote(body["name"]) for (kind, name), body in resources.items() if kind == "aws_cloudwatch_log_group"
+    }
+    functions = {name: body for (kind, name), body in resources.items() if kind == "aws_lambda_function"}
+    assert functions
+    for name, body in functions.items():
+        expected = "/aws/lambda/" + _unquote(body["function_name"])
+        owners = [group for group, path in groups.items() if path == expected]
+        assert owners, f"aws_lambda_function.{name}: Lambda would create {expected} itself, never expiring"
+        assert f"${{aws_cloudwatch_log_group.{owners[0]}}}" in body.get("depends_on", []), name
+    stage = resources[("aws_apigatewayv2_stage", "default")]
+    assert "aws_cloudwatch_log_group.access" in json.dumps(stage), "access logs go to a managed log group"
+    assert "$context.authorizer.error" in json.dumps(stage)
+    assert "reserved_concurrent_executions" in functions["authorizer"]
