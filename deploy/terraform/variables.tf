@@ -131,6 +131,11 @@ variable "idp_auth0_domain" {
     condition     = var.idp_provider != "auth0" || (var.idp_auth0_domain != null && var.idp_auth0_domain != "")
     error_message = "idp_provider auth0 needs idp_auth0_domain."
   }
+
+  validation {
+    condition     = var.idp_provider == "auth0" || var.idp_auth0_domain == null
+    error_message = "idp_auth0_domain configures the auth0 provider only."
+  }
 }
 
 variable "idp_issuer" {
@@ -141,6 +146,11 @@ variable "idp_issuer" {
   validation {
     condition     = !contains(["oidc", "jwks"], var.idp_provider) || (var.idp_issuer != null && var.idp_issuer != "")
     error_message = "idp_provider oidc and jwks need idp_issuer."
+  }
+
+  validation {
+    condition     = var.idp_provider != "auth0" || var.idp_issuer == null
+    error_message = "idp_provider auth0 derives the issuer from idp_auth0_domain: leave idp_issuer unset."
   }
 }
 

@@ -743,9 +743,13 @@ def test_rules_refuse_exactly_what_the_product_refuses(template: dict[str, Any])
 
 def test_rules_reject_an_empty_issuer_or_audience_for_jwt_providers(template: dict[str, Any]) -> None:
     defaults = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()}
-    full = {"IdpAuth0Domain": "t.example.com", "IdpIssuer": "https://i.example/", "IdpJwksUrl": "https://i.example/j"}
-    for kind in ("auth0", "oidc", "jwks"):
-        good = {**defaults, **full, "IdpAudience": "api", "IdpProvider": kind}
+    settings = {
+        "auth0": {"IdpAuth0Domain": "t.example.com"},
+        "oidc": {"IdpIssuer": "https://i.example/"},
+        "jwks": {"IdpIssuer": "https://i.example/", "IdpJwksUrl": "https://i.example/j"},
+    }
+    for kind, own in settings.items():
+        good = {**defaults, **own, "IdpAudience": "api", "IdpProvider": kind}
         assert _rules_accept(template, good), kind
         assert not _rules_accept(template, {**good, "IdpAudience": ""}), kind
         if kind != "auth0":
