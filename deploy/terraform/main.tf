@@ -151,7 +151,7 @@ resource "aws_lambda_function" "authorizer" {
 # refreshes key sets, discovery documents and centrally served route rules while no requests come.
 resource "aws_cloudwatch_event_rule" "refresh" {
   count               = var.refresh_schedule == "" ? 0 : 1
-  name                = "${var.name}-refresh"
+  name                = "${local.name}-refresh"
   schedule_expression = var.refresh_schedule
 }
 
