@@ -141,6 +141,11 @@ class IntrospectionProvider:
             return principal
         return await self._flight.run(key, lambda: self._resolve(key, token))
 
+    async def prefetch(self) -> None:
+        """The endpoint from discovery, when it is read from there (nothing else can be fetched ahead)."""
+        if not isinstance(self._endpoint, str):
+            await self._endpoint()
+
     async def close(self) -> None:
         await self._http.close()
         if self._shared is not None:

@@ -19,7 +19,7 @@ from idp_authorizer.core.provider import Accepts
 from idp_authorizer.infra.http import check_url
 from idp_authorizer.infra.keyset import JwksStore, KeySetPolicy
 from idp_authorizer.jose.issuer import TENANT, Issuers
-from idp_authorizer.jose.jwk import VerifyingKey
+from idp_authorizer.jose.jwk import VerifyingKey, exercise
 from idp_authorizer.jose.jwt import ClaimRules, CompactJws, check_header, decompose
 from providers.driver import Driver, Endpoints, Parts, ProviderOptions
 
@@ -50,6 +50,13 @@ class JwksProvider:
 
     async def close(self) -> None:
         await self.store.close()
+
+    async def prefetch(self) -> None:
+        """The key set (and, for OIDC, discovery) unless fresh; then each key's verifiers run once."""
+        if not self.store.fresh_keys():
+            await self.store.refresh()
+        for key in self.store.fresh_keys():
+            exercise(key)
 
     def verify_local(self, token: str) -> Principal | None:
         jws = decompose(token)

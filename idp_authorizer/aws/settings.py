@@ -217,6 +217,9 @@ class Settings(BaseSettings, ProviderFields):
     metrics: bool = False
     """One CloudWatch Embedded Metric Format line per invocation (see :mod:`idp_authorizer.infra.metrics`)."""
     metrics_namespace: str = Field("IdpAuthorizer", pattern=r"^[A-Za-z0-9 ._#:/-]{1,255}$")
+    prefetch: bool | None = None
+    """Fetch every provider's discovery and keys at initialization; unset: by ``AWS_LAMBDA_INITIALIZATION_TYPE``
+    (see :mod:`idp_authorizer.aws.initialization`)."""
 
     dpop_algorithms: CommaList = DPOP_ALGORITHMS
     dpop_max_age_seconds: float = Field(60.0, gt=0, le=3600)

@@ -40,6 +40,12 @@ class Provider(Protocol):
         """Verify the token, fetching what is missing."""
         ...
 
+    async def prefetch(self) -> None:
+        """Fetch now what ``verify`` would fetch first (discovery, key set) unless it is fresh, and run
+        the local verification steps once (initialization, off the request path); raises
+        :class:`~idp_authorizer.core.errors.UpstreamUnavailable` when the IdP cannot be asked."""
+        ...
+
     async def close(self) -> None:
         """Release what the provider holds open (HTTP session, shared cache client); idempotent."""
         ...

@@ -69,6 +69,11 @@ class JwksStore:
         """Key-set fetches attempted, for tests and metrics."""
         return self.document.fetches
 
+    def fresh_keys(self) -> tuple[VerifyingKey, ...]:
+        """The keys of the key set if it is within its maximum age, else none (no I/O)."""
+        keys = self.document.fresh()
+        return () if keys is None else tuple(keys.values())
+
     def cached(self, kid: str) -> VerifyingKey | None:
         """The key for ``kid`` if the key set is within its maximum age (no I/O)."""
         keys = self.document.fresh()
@@ -122,3 +127,4 @@ class JwksStore:
 
     async def close(self) -> None:
         await self._http.close()
+        await self.document.close()

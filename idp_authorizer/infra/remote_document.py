@@ -5,7 +5,9 @@
 - Last good copy: a failed refresh keeps the old value, usable for ``stale_seconds`` past its maximum
   age; a bad document (``parse`` raises :class:`UpstreamUnavailable`) never replaces a good one.
 - Back-off: after a failed fetch, refreshes fail fast (``idp_backoff``) for ``retry_after`` seconds
-  instead of queueing on a dead IdP; the next one after that asks again.
+  instead of queueing on a dead IdP; the next one after that asks again. A fetch made while
+  :func:`prefetching` (at initialization, off the request path) arms none when it fails: the first
+  request then asks the IdP itself, exactly as if nothing had been prefetched.
 - Shared tier: a copy another instance fetched is taken instead of a fetch when it is newer than ours,
   still fresh, parses, and passes the caller's ``accept`` check.
 """
@@ -14,7 +16,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -28,6 +32,17 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 logger = logging.getLogger("idp_authorizer.remote_document")
+_prefetching: ContextVar[bool] = ContextVar("idp_authorizer_prefetching", default=False)
+
+
+@contextmanager
+def prefetching() -> Iterator[None]:
+    """Within it (and in the tasks started within it), a failed fetch arms no back-off."""
+    token = _prefetching.set(True)
+    try:
+        yield
+    finally:
+        _prefetching.reset(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +111,8 @@ class RemoteDocument(Generic[T]):
             body = (await self._http.get_json(url)).body
             value = self._parse(body)
         except UpstreamUnavailable as exc:
-            self._failed_at = self._clock()
+            if not _prefetching.get():
+                self._failed_at = self._clock()
             logger.warning("%s fetch failed: %s (%s)", self._what, exc.code, exc.description)
             raise
         self._adopt(value, self._clock())
@@ -119,6 +135,11 @@ class RemoteDocument(Generic[T]):
             return None
         self._adopt(value, fetched_at)
         return value
+
+    async def close(self) -> None:
+        """Close the shared tier's connection, if there is one (the HTTP client is closed by its owner)."""
+        if self._shared is not None:
+            await self._shared.close()
 
     def _adopt(self, value: T, fetched_at: float) -> None:
         self.value = value

@@ -187,6 +187,9 @@ class SharedDocuments:
         value = {"document": document, "fetched_at": fetched_at}
         await self._tier.set(shared_key(self._kind, fingerprint(url)), value, fetched_at + max_age)
 
+    async def close(self) -> None:
+        await self._tier.close()
+
 
 @dataclass(frozen=True, slots=True)
 class CacheUrl:

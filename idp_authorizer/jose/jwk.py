@@ -54,6 +54,8 @@ class VerifyingKey:
     kid: str
     kty: str
     verifiers: Mapping[str, Verify]
+    signature_size: int = 0
+    """Bytes of a signature by this key (RFC 7518 section 3): what :func:`exercise` passes its verifiers."""
 
 
 class UnusableKeyError(ValueError):
@@ -95,7 +97,7 @@ def build_key(jwk: Mapping[str, Any], algorithms: Collection[str]) -> VerifyingK
     verifiers = {alg: verifier for alg in wanted if (verifier := _verifier(key, alg)) is not None}
     if not verifiers:
         raise NotForUsError("no allowed algorithm fits the key")
-    return VerifyingKey(kid, kty, verifiers)
+    return VerifyingKey(kid, kty, verifiers, _signature_size(key.public_key))
 
 
 def build_key_set(document: Mapping[str, Any], algorithms: Collection[str]) -> dict[str, VerifyingKey]:
@@ -123,6 +125,28 @@ def build_key_set(document: Mapping[str, Any], algorithms: Collection[str]) -> d
             continue
         found[key.kid] = key
     return {kid: key for kid, key in found.items() if key.verifiers}
+
+
+def exercise(key: VerifyingKey) -> None:
+    """Run each of the key's verifiers once on a signature that cannot verify (used at initialization).
+
+    The integers of the probe are 1 (the RSA signature, each ECDSA half): in range, so ``cryptography``
+    does the whole computation and builds its per-key state (RSA Montgomery values) before the first
+    real token needs it. Nothing is decided here: the result is dropped.
+    """
+    halves = 2 if key.kty == "EC" else 1
+    size = key.signature_size // halves
+    probe = (bytes(size - 1) + b"\x01") * halves if size else b""
+    for verify in key.verifiers.values():
+        verify(b"idp-authorizer: exercise", probe)
+
+
+def _signature_size(public: Any) -> int:
+    if isinstance(public, rsa.RSAPublicKey):
+        return (public.key_size + 7) // 8
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        return 2 * ((public.curve.key_size + 7) // 8)
+    return 114 if isinstance(public, ed448.Ed448PublicKey) else 64
 
 
 def _verifier(key: Any, alg: str) -> Verify | None:

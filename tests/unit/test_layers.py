@@ -24,7 +24,7 @@ THIRD_PARTY = {
     "infra": {"joserfc", "cryptography", "aiohttp", "aiocache", "redis", "aiomcache", "yarl", "multidict"},
 }
 THIRD_PARTY["providers"] = THIRD_PARTY["infra"]
-THIRD_PARTY["aws"] = THIRD_PARTY["infra"] | {"pydantic", "pydantic_settings"}
+THIRD_PARTY["aws"] = THIRD_PARTY["infra"] | {"pydantic", "pydantic_settings", "snapshot_restore_py"}
 
 
 def ring_of(module: str) -> str | None:
