@@ -38,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dev.add_argument("--port", type=int, default=8765)
     dev.add_argument("--audience", default=DEMO_AUDIENCE)
     dev.add_argument("--preset", choices=_preset_names(), help="mint tokens shaped as this IdP issues them")
+    dev.add_argument("--latency-ms", type=float, default=0.0, help="delay each discovery and key-set answer")
     demo = commands.add_parser("demo", help="start the dev IdP in-process and print decisions for each event shape")
     demo.add_argument("--preset", choices=_preset_names(), help="configure that preset and use its token shape")
     _package_arguments(commands.add_parser("package", help="build the Lambda deployment zip from manylinux wheels"))
@@ -189,7 +190,7 @@ def _preset_names() -> list[str]:
 def _dev_idp(args: argparse.Namespace) -> int:
     from idp_authorizer.tools.devidp import DevIdp
 
-    idp = DevIdp(port=args.port, audience=args.audience).start()
+    idp = DevIdp(port=args.port, audience=args.audience, latency=args.latency_ms / 1e3).start()
     print(f"dev IdP listening: issuer {idp.issuer}")
     print(f"  discovery  {idp.issuer}/.well-known/openid-configuration")
     print(f"  JWKS       {idp.jwks_url}")

@@ -2,11 +2,14 @@
 
 Serves OIDC discovery and a JWK Set on 127.0.0.1 and mints signed access tokens (RFC 9068 shape)
 with real keys (RS256/PS256 on one RSA-2048 key, ES256, EdDSA), so the authorizer can be seen
-working with no cloud account. It counts requests per path so tests can assert cache behaviour.
+working with no cloud account. It counts requests per path and the connections they came on, so
+tests can assert cache behaviour; ``latency`` delays each discovery and key-set answer, to stand for
+the round trip to a remote IdP (the benchmarks).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -27,11 +30,16 @@ _CNF_FIELDS = {"dpop_jkt": "jkt", "x5t_s256": "x5t#S256"}
 class DevIdp:
     """Keys, a token mint and an aiohttp app; :meth:`start` runs it on a background thread."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, audience: str = "demo-api") -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, audience: str = "demo-api", *, latency: float = 0.0
+    ) -> None:
         self.host = host
         self.port = port
         self.audience = audience
+        self.latency = latency
         self.hits: Counter[str] = Counter()
+        self.connections: set[object] = set()
+        """The client end (host, port) of every connection a request came on."""
         self.keys: dict[str, Key] = {}
         self.retired: dict[str, Key] = {}
         self.rotate_keys()
@@ -109,8 +117,15 @@ class DevIdp:
         app.router.add_post("/token", self._token)
         return app
 
-    async def _discovery(self, request: web.Request) -> web.Response:
+    async def _seen(self, request: web.Request) -> None:
         self.hits[request.path] += 1
+        if request.transport is not None:
+            self.connections.add(request.transport.get_extra_info("peername"))
+        if self.latency:
+            await asyncio.sleep(self.latency)
+
+    async def _discovery(self, request: web.Request) -> web.Response:
+        await self._seen(request)
         return web.json_response(
             {
                 "issuer": self.issuer,
@@ -121,7 +136,7 @@ class DevIdp:
         )
 
     async def _jwks(self, request: web.Request) -> web.Response:
-        self.hits[request.path] += 1
+        await self._seen(request)
         return web.json_response(self.jwks())
 
     async def _token(self, request: web.Request) -> web.Response:
