@@ -115,7 +115,12 @@ class DevIdp:
         app.router.add_get("/.well-known/openid-configuration", self._discovery)
         app.router.add_get("/.well-known/jwks.json", self._jwks)
         app.router.add_post("/token", self._token)
+        app.router.add_get("/hits", self._hits)
         return app
+
+    async def _hits(self, _: web.Request) -> web.Response:
+        """The request counts by path (not counted itself), for a benchmark that runs the IdP apart."""
+        return web.json_response(dict(self.hits))
 
     async def _seen(self, request: web.Request) -> None:
         self.hits[request.path] += 1

@@ -24,14 +24,21 @@ def run_before_snapshot() -> int:
     return len(hooks)
 
 
-def restore() -> int:
-    """Fork; the child runs the after-restore hooks and gets ``0``, the parent gets the child's pid."""
+def run_after_restore() -> int:
+    """Run the registered after-restore hooks as Lambda does; how many ran."""
     from snapshot_restore_py import get_after_restore
 
+    hooks = list(get_after_restore())
+    for func, args, kwargs in hooks:
+        func(*args, **kwargs)
+    return len(hooks)
+
+
+def restore() -> int:
+    """Fork; the child runs the after-restore hooks and gets ``0``, the parent gets the child's pid."""
     pid = os.fork()
     if pid == 0:
-        for func, args, kwargs in get_after_restore():
-            func(*args, **kwargs)
+        run_after_restore()
     return pid
 
 

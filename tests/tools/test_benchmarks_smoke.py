@@ -76,6 +76,17 @@ def test_cold_start_smoke(smoke: Smoke) -> None:
         assert re.search(rf"^\| {re.escape(row)}[^|]* \| \d", report, re.M), f"no measurement for {row!r}"
     assert re.search(r"^\| handler \+ first decision \| [\d.]+ .*\| no \|$", report, re.M), "redis imported?"
     assert "Problems:" not in report
+    # On-demand against a simulated SnapStart restore (issue 14): the on-demand first decision asked the IdP
+    # for discovery and the key set; the restored child, whose INIT prefetched, asked it nothing.
+    on_demand = re.search(r"^\| on-demand: [^|]* \| [\d.]+ [^|]* \| - \| [\d.]+ [^|]* \| (\S+) \|", report, re.M)
+    restored = re.search(
+        r"^\| SnapStart \(simulated\)[^|]* \| [\d.]+ [^|]* \| [\d.]+ [^|]* \| [\d.]+ [^|]* \| (\S+) \|", report, re.M
+    )
+    assert on_demand is not None and restored is not None, report
+    assert (on_demand[1], restored[1]) == ("2", "0")
+    assert re.search(r"^\| handler over the floor, same process \| \d", report, re.M)
+    assert "### What the handler import adds over the floor" in report
+    assert re.search(r"^\| idp_authorizer\.handler \| [\d.]+ \|$", report, re.M), "no per-module breakdown"
 
 
 def test_load_smoke(smoke: Smoke) -> None:
