@@ -19,7 +19,7 @@ from idp_authorizer.aws.router import ProviderRouter
 from idp_authorizer.core.binding import SenderCheck
 from idp_authorizer.core.clock import Clock
 from idp_authorizer.core.decision import DecisionPath
-from idp_authorizer.core.errors import Reason, UpstreamUnavailable
+from idp_authorizer.core.errors import AuthorizerError, Reason
 from idp_authorizer.core.events import TokenSource
 from idp_authorizer.core.outcome import Responder
 from idp_authorizer.infra.cache import BoundedMemoryCache
@@ -131,7 +131,7 @@ async def _prefetch(providers: Sequence[Provider], seconds: float) -> dict[str, 
     async def one(provider: Provider) -> str | None:
         try:
             await provider.prefetch()
-        except UpstreamUnavailable as exc:
+        except AuthorizerError as exc:  # an outage, or a discovery document that names a bad URL
             return exc.code
         return None
 

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fault_server import DISCOVERY as FAULT_DISCOVERY
+from fault_server import FaultServer, hang
 
 from idp_authorizer.tools.devidp import DevIdp
 
@@ -26,6 +28,7 @@ MARK = "RESTORE_CHILD "
 TIMEOUT = 60.0
 DISCOVERY = "/.well-known/openid-configuration"
 JWKS = "/.well-known/jwks.json"
+ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/pets"
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork and /proc")
 
@@ -199,3 +202,22 @@ def test_an_idp_down_at_snapshot_time_leaves_a_working_lazy_path(children, idps)
     assert decided["outcome"] == "allow"
     assert (idp.hits[DISCOVERY], idp.hits[JWKS]) == (1, 1)
     assert child.finish() == 0
+
+
+def test_a_prefetch_that_times_out_is_reported_and_the_first_request_fetches(build):
+    with FaultServer() as server:
+        env = {
+            "IDP_PROVIDER": "oidc",
+            "IDP_ISSUER": server.issuer,
+            "IDP_AUDIENCE": "demo-api",
+            "IDP_ALLOW_LOOPBACK_HTTP": "true",
+            "IDP_HTTP_TIMEOUT_SECONDS": "0.3",
+        }
+        authorizer = build(env)
+        server.set(FAULT_DISCOVERY, hang(5.0))
+        assert authorizer.prefetch(5.0) == {"oidc": "idp_timeout"}
+        server.heal()
+        event = {"type": "TOKEN", "authorizationToken": f"Bearer {server.mint()}", "methodArn": ARN}
+        effects = {s["Effect"] for s in authorizer.handle(event)["policyDocument"]["Statement"]}
+        assert effects == {"Allow"}  # no back-off left by the failed prefetch
+        assert server.hits[FAULT_DISCOVERY] == 2
