@@ -138,11 +138,31 @@ resource "aws_lambda_function" "authorizer" {
   # A throttled authorizer makes every protected route a 500; -1 = the account's shared pool.
   reserved_concurrent_executions = var.reserved_concurrency
 
+  # Every apply publishes a version, which the alias "live" (below) points at and API Gateway calls:
+  # SnapStart only applies to published versions, never to $LATEST.
+  publish = true
+  snap_start {
+    apply_on = var.snap_start ? "PublishedVersions" : "None"
+  }
+
   environment {
     variables = merge(local.idp_required_environment, local.idp_optional_environment, local.idp_secret_environment)
   }
 
+  lifecycle {
+    precondition {
+      condition     = !var.snap_start || var.python_runtime != "python3.11"
+      error_message = "SnapStart for Python needs python3.12 or later."
+    }
+  }
+
   depends_on = [aws_cloudwatch_log_group.authorizer, aws_iam_role_policy_attachment.lambda_logs]
+}
+
+resource "aws_lambda_alias" "live" {
+  name             = "live"
+  function_name    = aws_lambda_function.authorizer.function_name
+  function_version = aws_lambda_function.authorizer.version
 }
 
 # ---------------------------------------------------------------------------- HTTP API and authorizer
@@ -158,7 +178,7 @@ resource "aws_cloudwatch_event_rule" "refresh" {
 resource "aws_cloudwatch_event_target" "refresh" {
   count = var.refresh_schedule == "" ? 0 : 1
   rule  = aws_cloudwatch_event_rule.refresh[0].name
-  arn   = aws_lambda_function.authorizer.arn
+  arn   = aws_lambda_alias.live.arn # the version the API calls (SnapStart never serves $LATEST)
 }
 
 resource "aws_lambda_permission" "refresh" {
@@ -166,6 +186,7 @@ resource "aws_lambda_permission" "refresh" {
   statement_id  = "AllowEventBridgeRefresh"
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.authorizer.function_name
+  qualifier     = aws_lambda_alias.live.name
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.refresh[0].arn
 }
@@ -179,7 +200,7 @@ resource "aws_apigatewayv2_authorizer" "idp" {
   api_id          = aws_apigatewayv2_api.http.id
   name            = "idp"
   authorizer_type = "REQUEST"
-  authorizer_uri  = aws_lambda_function.authorizer.invoke_arn
+  authorizer_uri  = aws_lambda_alias.live.invoke_arn
 
   authorizer_payload_format_version = "2.0"
   # true: the function answers {"isAuthorized": ..., "context": ...} (IDP_RESPONSE=auto).
@@ -201,6 +222,7 @@ resource "aws_lambda_permission" "authorizer" {
   statement_id  = "AllowApiGatewayAuthorizer"
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.authorizer.function_name
+  qualifier     = aws_lambda_alias.live.name
   principal     = "apigateway.amazonaws.com"
   source_arn    = "${aws_apigatewayv2_api.http.execution_arn}/authorizers/${aws_apigatewayv2_authorizer.idp.id}"
 }

@@ -28,6 +28,12 @@ variable "python_runtime" {
   }
 }
 
+variable "snap_start" {
+  description = "Lambda SnapStart on the published versions API Gateway calls (python3.12 or later; restores are billed)."
+  type        = bool
+  default     = false
+}
+
 variable "architecture" {
   description = "Lambda CPU architecture; must match the wheels inside the zip."
   type        = string

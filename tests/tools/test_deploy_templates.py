@@ -122,7 +122,7 @@ def _refs(value: Any) -> set[str]:
     if not isinstance(value, dict):
         return set()
     if "Ref" in value:
-        return {value["Ref"]}
+        return {value["Ref"].removesuffix(".Alias")}  # SAM's alias of a function (AutoPublishAlias)
     if "Fn::GetAtt" in value:
         target = value["Fn::GetAtt"]
         return {target[0] if isinstance(target, list) else target.split(".")[0]}
@@ -525,6 +525,24 @@ def sam() -> dict[str, Any]:
     return _load(SAM_TEMPLATE)
 
 
+def test_sam_snapstart_switch_serves_published_versions(sam: dict[str, Any]) -> None:
+    """SnapStart is off by default, and the authorizers call the published alias (SnapStart skips $LATEST)."""
+    assert sam["Parameters"]["SnapStart"]["Default"] == "false"
+    functions = {
+        name: props
+        for name, props in _resources(sam, "AWS::Serverless::Function").items()
+        if props.get("Handler") == HANDLER
+    }
+    assert functions
+    for props in functions.values():
+        assert props["AutoPublishAlias"] == "live"
+        assert props["SnapStart"] == {"ApplyOn": {"Fn::If": ["UseSnapStart", "PublishedVersions", "None"]}}
+    text = json.dumps(sam["Resources"])
+    for name in functions:
+        assert f'"Fn::GetAtt": ["{name}", "Arn"]' not in text, f"{name} is called unpublished ($LATEST)"
+        assert f'"Ref": "{name}.Alias"' in text
+
+
 def test_sam_has_every_authorizer_kind(sam: dict[str, Any]) -> None:
     kinds = {
         ("rest", "TOKEN" if authorizer.identity == ("method.request.header.Authorization",) else "REQUEST")
@@ -608,6 +626,14 @@ def test_terraform_declares_the_http_api_set_up() -> None:
         "authorizer_id = aws_apigatewayv2_authorizer.idp.id",
     ]:
         assert needle in code, needle
+
+
+def test_terraform_snapstart_switch_serves_the_alias() -> None:
+    main = (TERRAFORM / "main.tf").read_text()
+    assert 'variable "snap_start"' in (TERRAFORM / "variables.tf").read_text()
+    assert 'apply_on = var.snap_start ? "PublishedVersions" : "None"' in main and "publish = true" in main
+    assert "authorizer_uri  = aws_lambda_alias.live.invoke_arn" in main
+    assert "qualifier     = aws_lambda_alias.live.name" in main
 
 
 def test_terraform_references_resolve() -> None:
@@ -911,8 +937,8 @@ def test_terraform_names_are_unique_per_workspace(terraform: dict[str, Any]) -> 
         for attribute in ("name", "function_name", "name_prefix"):
             value = body.get(attribute)
             if isinstance(value, str) and not value.startswith("${aws_") and kind != "aws_apigatewayv2_stage":
-                if kind == "aws_apigatewayv2_authorizer":
-                    continue  # unique within its API, which is per workspace
+                if kind in ("aws_apigatewayv2_authorizer", "aws_lambda_alias"):
+                    continue  # unique within its API / its function, which are per workspace
                 named += 1
                 assert "local.name" in value, f"{kind}.{name}.{attribute} = {value}: not per workspace"
     assert named >= 5
